@@ -1,0 +1,100 @@
+"""hubtransfer: typed, pluggable transfer learning with TensorFlow-Hub backbones.
+
+Load a pre-trained backbone by name or handle, classify images into ImageNet
+classes, or train a head on your own classes::
+
+    import hubtransfer
+
+    [result] = hubtransfer.classify("photo.jpg")
+    print(result.top.label)
+"""
+
+from ._backbone import Backbone as Backbone
+from ._backbone import load_backbone as load_backbone
+from ._backbone import resolve_spec as resolve_spec
+from ._backbone import spec_from_handle as spec_from_handle
+from ._cache import cache_dir as cache_dir
+from ._cache import hub_cache_dir as hub_cache_dir
+from ._catalog import DEFAULT_BACKBONE as DEFAULT_BACKBONE
+from ._catalog import DEFAULT_CLASSIFIER as DEFAULT_CLASSIFIER
+from ._classify import Classification as Classification
+from ._classify import ImageClassifier as ImageClassifier
+from ._classify import classify as classify
+from ._exceptions import BackbonePluginError as BackbonePluginError
+from ._exceptions import BrokenCacheEntryError as BrokenCacheEntryError
+from ._exceptions import DatasetError as DatasetError
+from ._exceptions import DuplicateBackboneError as DuplicateBackboneError
+from ._exceptions import EmbeddedBackboneError as EmbeddedBackboneError
+from ._exceptions import HandleError as HandleError
+from ._exceptions import HandleUnreachableError as HandleUnreachableError
+from ._exceptions import HubTransferError as HubTransferError
+from ._exceptions import ImageDecodeError as ImageDecodeError
+from ._exceptions import InvalidParameterError as InvalidParameterError
+from ._exceptions import LabelMapError as LabelMapError
+from ._exceptions import ModelFormatError as ModelFormatError
+from ._exceptions import NotFittedError as NotFittedError
+from ._exceptions import UnknownBackboneError as UnknownBackboneError
+from ._exceptions import UnsafeArchiveError as UnsafeArchiveError
+from ._handles import HandleResolver as HandleResolver
+from ._handles import cache_entry_for as cache_entry_for
+from ._handles import redact_url as redact_url
+from ._handles import register_resolver as register_resolver
+from ._handles import resolve_handle as resolve_handle
+from ._labels import LabelMap as LabelMap
+from ._labels import Prediction as Prediction
+from ._preprocessing import Preprocessor as Preprocessor
+from ._registry import BackboneRegistry as BackboneRegistry
+from ._registry import default_registry as default_registry
+from ._registry import get_backbone_spec as get_backbone_spec
+from ._registry import list_backbones as list_backbones
+from ._registry import register_backbone as register_backbone
+from ._spec import BackboneSpec as BackboneSpec
+from ._spec import OutputKind as OutputKind
+from ._spec import PreprocessingContract as PreprocessingContract
+from ._version import __version__ as __version__
+
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "DEFAULT_CLASSIFIER",
+    "Backbone",
+    "BackbonePluginError",
+    "BackboneRegistry",
+    "BackboneSpec",
+    "BrokenCacheEntryError",
+    "Classification",
+    "DatasetError",
+    "DuplicateBackboneError",
+    "EmbeddedBackboneError",
+    "HandleError",
+    "HandleResolver",
+    "HandleUnreachableError",
+    "HubTransferError",
+    "ImageClassifier",
+    "ImageDecodeError",
+    "InvalidParameterError",
+    "LabelMap",
+    "LabelMapError",
+    "ModelFormatError",
+    "NotFittedError",
+    "OutputKind",
+    "Prediction",
+    "PreprocessingContract",
+    "Preprocessor",
+    "UnknownBackboneError",
+    "UnsafeArchiveError",
+    "__version__",
+    "cache_dir",
+    "cache_entry_for",
+    "classify",
+    "default_registry",
+    "get_backbone_spec",
+    "hub_cache_dir",
+    "list_backbones",
+    "load_backbone",
+    "redact_url",
+    "register_backbone",
+    "register_resolver",
+    "resolve_handle",
+    "resolve_spec",
+    "spec_from_handle",
+]

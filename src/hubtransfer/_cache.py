@@ -1,0 +1,166 @@
+"""The on-disk cache: where it lives, and how entries are built without half states.
+
+Every entry is built in a temporary sibling folder and renamed into place, so
+a reader sees either no entry or a complete one. A lock file serialises
+builders of the same entry across processes; a builder that loses a race
+simply uses the winner's entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final
+
+from ._exceptions import BrokenCacheEntryError
+
+__all__ = [
+    "build_atomically",
+    "cache_dir",
+    "check_savedmodel_dir",
+    "hub_cache_dir",
+    "is_savedmodel_dir",
+]
+
+CACHE_ENV: Final = "HUBTRANSFER_CACHE_DIR"
+TFHUB_CACHE_ENV: Final = "TFHUB_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    """Returns hubtransfer's per-user cache folder (not created).
+
+    ``$HUBTRANSFER_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hubtransfer``,
+    else ``~/.cache/hubtransfer`` (``%LOCALAPPDATA%\\hubtransfer`` on Windows).
+
+    Example:
+        >>> import hubtransfer
+        >>> (hubtransfer.cache_dir() / "embedded").name
+        'embedded'
+    """
+    explicit = os.environ.get(CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "hubtransfer"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "hubtransfer"
+
+
+def hub_cache_dir() -> Path:
+    """Returns the folder TF-Hub downloads are cached in.
+
+    ``$TFHUB_CACHE_DIR`` if set (the variable ``tensorflow_hub`` itself
+    reads), else ``cache_dir() / "tfhub"``, which is per-user rather than
+    ``tensorflow_hub``'s default under ``/tmp``.
+    """
+    explicit = os.environ.get(TFHUB_CACHE_ENV)
+    if explicit:
+        return Path(explicit).expanduser()
+    return cache_dir() / "tfhub"
+
+
+def is_savedmodel_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder holding a SavedModel (``saved_model.pb``)."""
+    return path.is_dir() and (
+        (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()
+    )
+
+
+def check_savedmodel_dir(path: Path, *, handle: str) -> Path:
+    """Returns ``path`` if it holds a SavedModel, else raises a precise error.
+
+    Raises:
+        BrokenCacheEntryError: If ``path`` exists but lacks ``saved_model.pb``.
+    """
+    if is_savedmodel_dir(path):
+        return path
+    if path.is_dir():
+        contents = sorted(p.name for p in path.iterdir())[:10]
+        raise BrokenCacheEntryError(
+            f"The folder {str(path)!r} for handle {handle!r} has no saved_model.pb "
+            f"(it holds {contents!r}), so it is not a complete SavedModel. "
+            "Delete the folder and load the handle again to rebuild it."
+        )
+    raise BrokenCacheEntryError(
+        f"The path {str(path)!r} for handle {handle!r} is not a SavedModel folder. "
+        "Point the handle at a folder that holds saved_model.pb."
+    )
+
+
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as handle:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: the rename below still decides races.
+            yield
+            return
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def build_atomically(
+    target: Path,
+    build: Callable[[Path], None],
+    *,
+    is_complete: Callable[[Path], bool] = is_savedmodel_dir,
+) -> Path:
+    """Builds a cache folder so that no reader ever sees it half-built.
+
+    ``build`` is called with an empty temporary folder beside ``target`` and
+    must fill it. The folder is then renamed to ``target``. A broken
+    ``target`` (one ``is_complete`` rejects) is replaced. A failed ``build``
+    leaves nothing behind. Concurrent builders of the same target, in threads
+    or processes, all return the same complete folder.
+
+    Args:
+        target: Folder to create.
+        build: Fills the folder it is given.
+        is_complete: Judges whether a folder is a usable entry.
+
+    Returns:
+        ``target``.
+    """
+    if is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if is_complete(target):
+            return target
+        temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        temporary.mkdir()
+        try:
+            build(temporary)
+            if not is_complete(temporary):
+                raise BrokenCacheEntryError(
+                    f"Building the cache entry {str(target)!r} produced an incomplete folder "
+                    f"(contents: {sorted(p.name for p in temporary.iterdir())!r})."
+                )
+            if target.exists() or target.is_symlink():
+                # A broken entry: move it aside first so the rename below is atomic.
+                stale = target.parent / f".{target.name}.{uuid.uuid4().hex}.stale"
+                os.replace(target, stale)
+                _remove_tree(stale)
+            try:
+                os.replace(temporary, target)
+            except OSError:
+                # Without the lock (no fcntl) another process may have won the race.
+                if not is_complete(target):
+                    raise
+        finally:
+            _remove_tree(temporary)
+    return target
