@@ -20,6 +20,14 @@ from ._catalog import DEFAULT_CLASSIFIER as DEFAULT_CLASSIFIER
 from ._classify import Classification as Classification
 from ._classify import ImageClassifier as ImageClassifier
 from ._classify import classify as classify
+from ._data import IMAGE_EXTENSIONS as IMAGE_EXTENSIONS
+from ._data import DataSplit as DataSplit
+from ._data import ImageCollection as ImageCollection
+from ._data import SkippedFile as SkippedFile
+from ._data import SkipReason as SkipReason
+from ._data import from_paths as from_paths
+from ._data import scan_image_folder as scan_image_folder
+from ._data import stratified_split as stratified_split
 from ._exceptions import BackbonePluginError as BackbonePluginError
 from ._exceptions import BrokenCacheEntryError as BrokenCacheEntryError
 from ._exceptions import DatasetError as DatasetError
@@ -56,12 +64,14 @@ from ._version import __version__ as __version__
 __all__ = [
     "DEFAULT_BACKBONE",
     "DEFAULT_CLASSIFIER",
+    "IMAGE_EXTENSIONS",
     "Backbone",
     "BackbonePluginError",
     "BackboneRegistry",
     "BackboneSpec",
     "BrokenCacheEntryError",
     "Classification",
+    "DataSplit",
     "DatasetError",
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
@@ -70,6 +80,7 @@ __all__ = [
     "HandleUnreachableError",
     "HubTransferError",
     "ImageClassifier",
+    "ImageCollection",
     "ImageDecodeError",
     "InvalidParameterError",
     "LabelMap",
@@ -80,6 +91,8 @@ __all__ = [
     "Prediction",
     "PreprocessingContract",
     "Preprocessor",
+    "SkipReason",
+    "SkippedFile",
     "UnknownBackboneError",
     "UnsafeArchiveError",
     "__version__",
@@ -87,6 +100,7 @@ __all__ = [
     "cache_entry_for",
     "classify",
     "default_registry",
+    "from_paths",
     "get_backbone_spec",
     "hub_cache_dir",
     "list_backbones",
@@ -96,5 +110,7 @@ __all__ = [
     "register_resolver",
     "resolve_handle",
     "resolve_spec",
+    "scan_image_folder",
     "spec_from_handle",
+    "stratified_split",
 ]
