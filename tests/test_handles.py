@@ -252,8 +252,9 @@ def test_broken_tfhub_cache_entry_is_reported_and_removed(
     monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{_closed_port()}")
     entry = cache_entry_for(TFHUB_HANDLE)
     (entry / "variables").mkdir(parents=True)
-    with pytest.warns(UserWarning, match="no saved_model.pb"), pytest.raises(
-        HandleUnreachableError
+    with (
+        pytest.warns(UserWarning, match="no saved_model.pb"),
+        pytest.raises(HandleUnreachableError),
     ):
         resolve_handle(TFHUB_HANDLE)
     assert not entry.exists()
@@ -282,7 +283,9 @@ def test_custom_resolver_is_tried_first(tiny_models: dict[str, Path]) -> None:
         resolve_handle("mirror://fv", resolvers=[])
 
 
-def test_bad_timeout_variable_is_named(monkeypatch: pytest.MonkeyPatch, isolated_cache: Path) -> None:
+def test_bad_timeout_variable_is_named(
+    monkeypatch: pytest.MonkeyPatch, isolated_cache: Path
+) -> None:
     monkeypatch.setenv("HUBTRANSFER_DOWNLOAD_TIMEOUT", "soon")
     with pytest.raises(hubtransfer.InvalidParameterError, match="HUBTRANSFER_DOWNLOAD_TIMEOUT"):
         resolve_handle("http://127.0.0.1:9/x.tar.gz")

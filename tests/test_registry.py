@@ -51,7 +51,9 @@ def test_duplicate_name_is_an_error_unless_replace() -> None:
 
 
 def test_unknown_name_suggests_close_matches() -> None:
-    registry = BackboneRegistry([_spec("mobilenet_v2_fv"), _spec("resnet_fv")], entry_point_group=None)
+    registry = BackboneRegistry(
+        [_spec("mobilenet_v2_fv"), _spec("resnet_fv")], entry_point_group=None
+    )
     with pytest.raises(UnknownBackboneError, match="Did you mean 'mobilenet_v2_fv'"):
         registry.get("mobilenet_v2_f")
     with pytest.raises(LookupError):
@@ -67,7 +69,9 @@ def test_list_filters_by_tag_and_kind() -> None:
         num_classes=10,
         tags=frozenset({"tiny", "other"}),
     )
-    registry = BackboneRegistry([_spec(), classifier, _spec("b_fv", tags=frozenset())], entry_point_group=None)
+    registry = BackboneRegistry(
+        [_spec(), classifier, _spec("b_fv", tags=frozenset())], entry_point_group=None
+    )
     assert [s.name for s in registry.list()] == ["b_fv", "tiny_classifier", "tiny_fv"]
     assert [s.name for s in registry.list(tag="tiny")] == ["tiny_classifier", "tiny_fv"]
     assert [s.name for s in registry.list(output_kind="classification")] == ["tiny_classifier"]
@@ -148,16 +152,22 @@ def test_plugin_entry_point_is_loaded_lazily(plugin_path: Path) -> None:
 
 def test_broken_plugin_names_its_entry_point(plugin_path: Path) -> None:
     _fake_distribution(
-        plugin_path, "ht_plugin_broken", "raise RuntimeError('boom')\n", "broken = ht_plugin_broken:specs"
+        plugin_path,
+        "ht_plugin_broken",
+        "raise RuntimeError('boom')\n",
+        "broken = ht_plugin_broken:specs",
     )
     registry = BackboneRegistry()
-    with pytest.raises(BackbonePluginError, match="'broken'.*ht_plugin_broken.*boom"):
+    with pytest.raises(BackbonePluginError, match=r"'broken'.*ht_plugin_broken.*boom"):
         registry.get("anything")
 
 
 def test_plugin_returning_junk_is_refused(plugin_path: Path) -> None:
     _fake_distribution(
-        plugin_path, "ht_plugin_junk", "def specs():\n    return ['nope']\n", "junk = ht_plugin_junk:specs"
+        plugin_path,
+        "ht_plugin_junk",
+        "def specs():\n    return ['nope']\n",
+        "junk = ht_plugin_junk:specs",
     )
     with pytest.raises(BackbonePluginError, match="not a BackboneSpec"):
         BackboneRegistry().list()

@@ -14,7 +14,11 @@ from hubtransfer import BackboneSpec, InvalidParameterError, PreprocessingContra
 
 def _fv(**changes: object) -> BackboneSpec:
     spec = BackboneSpec(
-        name="m_fv", handle="/m", input_size=(224, 224), output_kind="feature_vector", feature_dim=1280
+        name="m_fv",
+        handle="/m",
+        input_size=(224, 224),
+        output_kind="feature_vector",
+        feature_dim=1280,
     )
     return dataclasses.replace(spec, **changes)  # type: ignore[arg-type]
 
@@ -49,8 +53,12 @@ def test_classifier_needs_num_classes_and_offset_below_it() -> None:
         BackboneSpec(name="c", handle="/c", input_size=(8, 8), output_kind="classification")
     with pytest.raises(InvalidParameterError, match="'label_offset'"):
         BackboneSpec(
-            name="c", handle="/c", input_size=(8, 8), output_kind="classification",
-            num_classes=2, label_offset=2,
+            name="c",
+            handle="/c",
+            input_size=(8, 8),
+            output_kind="classification",
+            num_classes=2,
+            label_offset=2,
         )
 
 

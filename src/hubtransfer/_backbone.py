@@ -36,7 +36,8 @@ def _looks_like_handle(text: str) -> bool:
 
 def _static_input_size(loaded: Any) -> tuple[int, int] | None:
     """Reads a fixed (height, width) from a SavedModel's call signatures, if any."""
-    call = getattr(loaded, "__call__", None)
+    # The loaded object's __call__ is a restored tf.function that lists its traces.
+    call = loaded.__call__ if callable(loaded) else None
     for function in getattr(call, "concrete_functions", ()):
         args, _ = function.structured_input_signature
         for spec in args:
@@ -102,7 +103,9 @@ def spec_from_handle(
     width = int(output.shape[-1])
     if output_kind is None:
         mentions = "classification" in handle.lower()
-        output_kind = "classification" if mentions or width in _IMAGENET_WIDTHS else "feature_vector"
+        output_kind = (
+            "classification" if mentions or width in _IMAGENET_WIDTHS else "feature_vector"
+        )
     label_set, offset = _IMAGENET_WIDTHS.get(width, (None, 0))
     digest = hashlib.sha1(handle.encode("utf8")).hexdigest()[:12]
     common: dict[str, Any] = {
@@ -149,9 +152,7 @@ def resolve_spec(backbone: str | BackboneSpec) -> BackboneSpec:
 
 def _hash_savedmodel(path: Path) -> str:
     digest = hashlib.sha256()
-    files = sorted(
-        p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
-    )
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
     for file in files:
         relative = file.relative_to(path).as_posix()
         if relative.startswith("assets/") or relative == "fingerprint.pb":
@@ -251,7 +252,8 @@ class Backbone:
                     f"{tuple(array.shape)}. Preprocess them with hubtransfer.Preprocessor."
                 )
             batches: Iterable[Any] = (
-                array[start : start + batch_size] for start in range(0, int(array.shape[0]), batch_size)
+                array[start : start + batch_size]
+                for start in range(0, int(array.shape[0]), batch_size)
             )
         else:
             batches = images

@@ -106,11 +106,8 @@ class ImageClassifier:
         else:
             self.backbone = load_backbone(_as_classifier_spec(backbone))
         spec = self.backbone.spec
-        if labels is None:
-            labels = LabelMap.for_backbone(spec)
-            if not background and spec.label_offset > 0:
-                labels = labels.without_offset_columns()
-        self.labels: Final = labels
+        self.labels: Final = LabelMap.for_backbone(spec) if labels is None else labels
+        self.background: Final = background
         from ._preprocessing import Preprocessor
 
         self.preprocessor: Final = Preprocessor.from_spec(spec)
@@ -126,7 +123,7 @@ class ImageClassifier:
 
         Args:
             images: One image or a sequence: file paths, encoded bytes, or
-                arrays ``[H, W]`` / ``[H, W, C]`` (uint8 0–255 or float 0–1).
+                arrays ``[H, W]`` / ``[H, W, C]`` (uint8 0-255 or float 0-1).
             top_k: How many classes to return per image.
             batch_size: Images per forward pass.
 
@@ -153,7 +150,7 @@ class ImageClassifier:
         shifted = logits - logits.max(axis=1, keepdims=True)
         probabilities = np.exp(shifted)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        decoded = self.labels.top_k(probabilities, k=min(top_k, len(self.labels)))
+        decoded = self.labels.top_k(probabilities, k=top_k, include_offset_columns=self.background)
         return [
             Classification(source=_describe(image, i), predictions=tuple(predictions))
             for i, (image, predictions) in enumerate(zip(batch, decoded, strict=True))

@@ -172,9 +172,11 @@ class LocalPathResolver:
 
     def __call__(self, handle: str) -> str:
         """Returns the folder, after checking it holds a SavedModel."""
-        path_text = urllib.parse.unquote(handle[len("file://") :]) if handle.startswith(
-            "file://"
-        ) else handle
+        path_text = (
+            urllib.parse.unquote(handle[len("file://") :])
+            if handle.startswith("file://")
+            else handle
+        )
         path = Path(path_text).expanduser()
         if not path.exists():
             raise HandleError(
@@ -313,15 +315,17 @@ class HttpArchiveResolver:
     def _fetch(handle: str, target: Path, *, timeout: float) -> None:
         request = urllib.request.Request(handle, headers={"User-Agent": "hubtransfer"})
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response, open(
-                target, "wb"
-            ) as sink:
+            with (
+                urllib.request.urlopen(request, timeout=timeout) as response,
+                open(target, "wb") as sink,
+            ):
                 shutil.copyfileobj(response, sink, _CHUNK)
         except urllib.error.HTTPError as error:
-            raise _unreachable(handle, f"the server answered HTTP {error.code} {error.reason}")
-        except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as error:
-            reason = getattr(error, "reason", error)
-            raise _unreachable(handle, f"{reason} (time-out {timeout:g} s)") from None
+            reason = f"the server answered HTTP {error.code} {error.reason}"
+            raise _unreachable(handle, reason) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+            cause: object = getattr(error, "reason", None) or error
+            raise _unreachable(handle, f"{cause} (time-out {timeout:g} s)") from None
 
 
 _socket_timeout_lock = threading.Lock()
@@ -376,8 +380,9 @@ class TFHubResolver:
             self._check_reachable(handle, timeout=timeout)
         entry.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with _scoped_env("TFHUB_CACHE_DIR", str(entry.parent)), _default_socket_timeout(
-                timeout
+            with (
+                _scoped_env("TFHUB_CACHE_DIR", str(entry.parent)),
+                _default_socket_timeout(timeout),
             ):
                 resolved = hub.resolve(handle)
         except Exception as error:
@@ -465,9 +470,13 @@ def resolve_handle(handle: str, *, resolvers: Sequence[HandleResolver] | None = 
     if not isinstance(handle, str) or not handle.strip():
         raise InvalidParameterError(f"A backbone handle must be a non-empty str. Got {handle!r}.")
     handle = handle.strip()
-    chain = tuple(resolvers) if resolvers is not None else (
-        *_extra_resolvers,
-        *_builtin_resolvers(),
+    chain = (
+        tuple(resolvers)
+        if resolvers is not None
+        else (
+            *_extra_resolvers,
+            *_builtin_resolvers(),
+        )
     )
     for resolver in chain:
         if resolver.is_supported(handle):

@@ -74,7 +74,9 @@ class PreprocessingContract:
             or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in low_high)
             or not low_high[0] < low_high[1]
         ):
-            raise _fail(owner, "value_range", "a finite (low, high) tuple with low < high", low_high)
+            raise _fail(
+                owner, "value_range", "a finite (low, high) tuple with low < high", low_high
+            )
         if (self.mean is None) != (self.std is None):
             raise _fail(owner, "mean", "given together with 'std' (or both None)", self.mean)
         for name, values in (("mean", self.mean), ("std", self.std)):
@@ -210,7 +212,9 @@ class BackboneSpec:
         if self.output_kind == "classification" and self.num_classes is None:
             raise _fail(owner, "num_classes", "set for a classification backbone", None)
         if self.output_kind == "feature_vector" and self.num_classes is not None:
-            raise _fail(owner, "num_classes", "None for a feature_vector backbone", self.num_classes)
+            raise _fail(
+                owner, "num_classes", "None for a feature_vector backbone", self.num_classes
+            )
         if not isinstance(self.label_offset, int) or self.label_offset < 0:
             raise _fail(owner, "label_offset", "a non-negative int", self.label_offset)
         if self.num_classes is not None and self.label_offset >= self.num_classes:
