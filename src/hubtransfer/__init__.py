@@ -17,6 +17,7 @@ from ._cache import cache_dir as cache_dir
 from ._cache import hub_cache_dir as hub_cache_dir
 from ._catalog import DEFAULT_BACKBONE as DEFAULT_BACKBONE
 from ._catalog import DEFAULT_CLASSIFIER as DEFAULT_CLASSIFIER
+from ._classifier import TransferClassifier as TransferClassifier
 from ._classify import Classification as Classification
 from ._classify import ImageClassifier as ImageClassifier
 from ._classify import classify as classify
@@ -28,6 +29,9 @@ from ._data import SkipReason as SkipReason
 from ._data import from_paths as from_paths
 from ._data import scan_image_folder as scan_image_folder
 from ._data import stratified_split as stratified_split
+from ._evaluation import ClassMetrics as ClassMetrics
+from ._evaluation import EvaluationReport as EvaluationReport
+from ._evaluation import evaluation_report as evaluation_report
 from ._exceptions import BackbonePluginError as BackbonePluginError
 from ._exceptions import BrokenCacheEntryError as BrokenCacheEntryError
 from ._exceptions import DatasetError as DatasetError
@@ -43,11 +47,16 @@ from ._exceptions import ModelFormatError as ModelFormatError
 from ._exceptions import NotFittedError as NotFittedError
 from ._exceptions import UnknownBackboneError as UnknownBackboneError
 from ._exceptions import UnsafeArchiveError as UnsafeArchiveError
+from ._features import FeatureStore as FeatureStore
+from ._features import extract_features as extract_features
+from ._features import file_digest as file_digest
 from ._handles import HandleResolver as HandleResolver
 from ._handles import cache_entry_for as cache_entry_for
 from ._handles import redact_url as redact_url
 from ._handles import register_resolver as register_resolver
 from ._handles import resolve_handle as resolve_handle
+from ._head import HeadTrainer as HeadTrainer
+from ._head import balanced_class_weights as balanced_class_weights
 from ._labels import LabelMap as LabelMap
 from ._labels import Prediction as Prediction
 from ._preprocessing import Preprocessor as Preprocessor
@@ -70,14 +79,18 @@ __all__ = [
     "BackboneRegistry",
     "BackboneSpec",
     "BrokenCacheEntryError",
+    "ClassMetrics",
     "Classification",
     "DataSplit",
     "DatasetError",
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
+    "EvaluationReport",
+    "FeatureStore",
     "HandleError",
     "HandleResolver",
     "HandleUnreachableError",
+    "HeadTrainer",
     "HubTransferError",
     "ImageClassifier",
     "ImageCollection",
@@ -93,13 +106,18 @@ __all__ = [
     "Preprocessor",
     "SkipReason",
     "SkippedFile",
+    "TransferClassifier",
     "UnknownBackboneError",
     "UnsafeArchiveError",
     "__version__",
+    "balanced_class_weights",
     "cache_dir",
     "cache_entry_for",
     "classify",
     "default_registry",
+    "evaluation_report",
+    "extract_features",
+    "file_digest",
     "from_paths",
     "get_backbone_spec",
     "hub_cache_dir",

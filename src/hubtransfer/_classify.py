@@ -191,7 +191,7 @@ def classify(
     return classifier(images, top_k=top_k, batch_size=batch_size)
 
 
-def expand_image_arguments(arguments: Sequence[str]) -> list[Path]:
+def expand_image_arguments(arguments: Sequence[str], *, recursive: bool = False) -> list[Path]:
     """Expands CLI arguments: files stay, folders become their images (sorted)."""
     from ._preprocessing import IMAGE_EXTENSIONS
 
@@ -202,9 +202,9 @@ def expand_image_arguments(arguments: Sequence[str]) -> list[Path]:
             paths.extend(
                 sorted(
                     p
-                    for p in path.iterdir()
+                    for p in (path.rglob("*") if recursive else path.iterdir())
                     if p.is_file()
-                    and not p.name.startswith(".")
+                    and not any(part.startswith(".") for part in p.relative_to(path).parts)
                     and p.suffix.lower() in IMAGE_EXTENSIONS
                 )
             )

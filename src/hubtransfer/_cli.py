@@ -11,7 +11,9 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Any, Final
+
+import numpy as np
 
 __all__ = ["build_parser", "main"]
 
@@ -67,6 +69,99 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_images_for_grid(paths: Sequence[Any], limit: int) -> list[Any]:
+    from PIL import Image, ImageOps
+
+    images = []
+    for path in paths[:limit]:
+        with Image.open(path) as image:
+            images.append(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
+    return images
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from ._classifier import TransferClassifier
+
+    model = TransferClassifier(
+        args.backbone,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        dropout=args.dropout,
+        hidden_units=args.hidden_units,
+        label_smoothing=args.label_smoothing,
+        l2=args.l2,
+        class_weight=args.class_weight,
+        early_stopping=not args.no_early_stopping,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        cache_features=not args.no_cache,
+        verbose=0 if args.quiet else 1,
+    )
+    model.fit(args.data_dir)
+    saved = model.save(args.out)
+    if model.split_ is not None:
+        model.split_.save(saved.parent / f"{saved.name}.split.json")
+    report = model.validation_report_
+    if report is not None:
+        print("Validation report:")
+        print(report.format())
+    print(f"Saved the model to {str(saved)!r}.")
+    return EXIT_OK
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from ._classifier import TransferClassifier
+    from ._classify import expand_image_arguments
+
+    model = TransferClassifier.load(args.model_dir)
+    paths = expand_image_arguments(args.images, recursive=True)
+    if not paths:
+        raise _usage_error(f"no images found in {args.images!r}")
+    probabilities = model.predict_proba(paths)
+    classes = [str(c) for c in model.classes_]
+    k = min(args.top_k, len(classes))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    results: list[dict[str, Any]] = [
+        {
+            "source": str(path),
+            "predictions": [
+                {"label": classes[j], "index": int(j), "score": float(row[j])} for j in top
+            ],
+        }
+        for path, row, top in zip(paths, probabilities, order, strict=True)
+    ]
+    if args.plot:
+        from ._plots import plot_prediction_grid
+
+        shown = paths[: args.plot_count]
+        plot_prediction_grid(
+            _load_images_for_grid(shown, len(shown)),
+            [r["predictions"][0]["label"] for r in results[: len(shown)]],
+            args.plot,
+        )
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return EXIT_OK
+    for result in results:
+        best = result["predictions"]
+        print(f"{result['source']}: " + ", ".join(f"{p['label']} {p['score']:.1%}" for p in best))
+    return EXIT_OK
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ._classifier import TransferClassifier
+
+    model = TransferClassifier.load(args.model_dir)
+    model.verbose = 0 if args.json else 1
+    report = model.evaluate(args.data_dir)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.format())
+    return EXIT_OK
+
+
 class _UsageError(Exception):
     pass
 
@@ -109,6 +204,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--json", action="store_true", help="print the results as JSON")
     classify.set_defaults(run=_cmd_classify)
+
+    train = commands.add_parser(
+        "train", help="train a classifier on a folder with one sub-folder per class"
+    )
+    train.add_argument("data_dir", metavar="DATA_DIR", help="folder of class sub-folders")
+    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
+    train.add_argument(
+        "--backbone",
+        default="efficientnet_lite0_embedded_fv",
+        help="feature-vector backbone name or handle (default: the embedded, offline one)",
+    )
+    train.add_argument("--epochs", type=_positive_int, default=20)
+    train.add_argument("--batch-size", type=_positive_int, default=32)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--dropout", type=float, default=0.0)
+    train.add_argument("--hidden-units", type=_positive_int, default=None)
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--l2", type=float, default=0.0)
+    train.add_argument("--class-weight", choices=["balanced"], default=None)
+    train.add_argument("--validation-split", type=float, default=0.2)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-early-stopping", action="store_true")
+    train.add_argument("--no-cache", action="store_true", help="do not cache backbone features")
+    train.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
+    train.set_defaults(run=_cmd_train)
+
+    predict = commands.add_parser("predict", help="predict classes with a trained model")
+    predict.add_argument("model_dir", metavar="MODEL_DIR")
+    predict.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
+    predict.add_argument("--top-k", type=_positive_int, default=1)
+    predict.add_argument("--json", action="store_true")
+    predict.add_argument(
+        "--plot", metavar="PNG", help="write a grid of images titled with predictions"
+    )
+    predict.add_argument("--plot-count", type=_positive_int, default=64, help="images in the grid")
+    predict.set_defaults(run=_cmd_predict)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate a trained model on a folder of class sub-folders"
+    )
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR")
+    evaluate.add_argument("data_dir", metavar="DATA_DIR")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=_cmd_evaluate)
     return parser
 
 

@@ -1,0 +1,838 @@
+"""The :class:`TransferClassifier` facade: folder in, classifier for your classes out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ._backbone import Backbone, load_backbone
+from ._catalog import DEFAULT_BACKBONE
+from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
+from ._evaluation import EvaluationReport, evaluation_report
+from ._exceptions import (
+    DatasetError,
+    InvalidParameterError,
+    ModelFormatError,
+    NotFittedError,
+)
+from ._features import FeatureStore, extract_features
+from ._head import HeadTrainer
+from ._labels import LabelMap
+from ._preprocessing import IMAGE_EXTENSIONS, Preprocessor
+from ._spec import BackboneSpec
+from ._version import __version__
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = ["MODEL_FORMAT", "MODEL_FORMAT_VERSION", "TransferClassifier"]
+
+MODEL_FORMAT: Final = "hubtransfer.model"
+MODEL_FORMAT_VERSION: Final = 1
+_METADATA: Final = "hubtransfer.json"
+_HEAD_WEIGHTS: Final = "head.npz"
+_BACKBONE_DIR: Final = "backbone"
+_OWNER: Final = "TransferClassifier"
+
+_HEAD_PARAMS: Final = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "dropout",
+    "hidden_units",
+    "label_smoothing",
+    "l2",
+    "class_weight",
+    "early_stopping",
+    "patience",
+    "seed",
+)
+
+DataInput = (
+    str
+    | os.PathLike[str]
+    | ImageCollection
+    | DataSplit
+    | Sequence[str | os.PathLike[str]]
+    | npt.NDArray[Any]
+    | Any
+)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_dataset(value: object) -> bool:
+    return type(value).__module__.startswith("tensorflow") and hasattr(value, "element_spec")
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in IMAGE_EXTENSIONS
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+class TransferClassifier:
+    """Transfer learning in one object: frozen backbone, trained Dense head.
+
+    Follows scikit-learn's estimator contract: ``__init__`` only stores its
+    arguments, :meth:`fit` returns ``self``, learned state ends in ``_``,
+    :meth:`predict_proba` columns follow ``classes_``, :meth:`score` is
+    accuracy, and :meth:`get_params` / :meth:`set_params` work.
+
+    Training extracts the backbone's features once per image (cached on
+    disk, keyed by the backbone's weights, the preprocessing and each file's
+    content), then fits the head on them for every epoch: twenty epochs cost
+    about one backbone pass.
+
+    Args:
+        backbone: Backbone name, handle or spec (default: the embedded,
+            offline EfficientNet-Lite0 feature vector).
+        epochs: Training epochs of the head.
+        batch_size: Features per gradient step.
+        learning_rate: Adam's learning rate.
+        dropout: Dropout before the output layer.
+        hidden_units: Width of an optional hidden layer.
+        label_smoothing: Label smoothing of the loss.
+        l2: L2 penalty on the head's kernels.
+        class_weight: ``"balanced"``, ``{class index: weight}`` or None.
+        early_stopping: Stop on the validation loss, restoring the best weights.
+        patience: Epochs without improvement before stopping.
+        validation_split: Fraction of a folder held out (stratified, seeded)
+            for validation; 0 for none.
+        seed: Seed for the split, initialisation and shuffling.
+        cache_features: Whether to keep features in the on-disk cache.
+        extraction_batch_size: Images per backbone pass.
+        verbose: 0 silent; 1 progress and per-epoch metrics.
+
+    Example:
+        >>> import hubtransfer
+        >>> model = hubtransfer.TransferClassifier(epochs=10, verbose=0)
+        >>> model.fit("examples/data/fashion-mnist-sample")  # doctest: +SKIP
+        >>> model.predict(["shoe.png"])  # doctest: +SKIP
+        array(['sneaker'], dtype='<U11')
+    """
+
+    def __init__(
+        self,
+        backbone: str | BackboneSpec = DEFAULT_BACKBONE,
+        *,
+        epochs: int = 20,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        dropout: float = 0.0,
+        hidden_units: int | None = None,
+        label_smoothing: float = 0.0,
+        l2: float = 0.0,
+        class_weight: str | Mapping[int, float] | None = None,
+        early_stopping: bool = True,
+        patience: int = 5,
+        validation_split: float = 0.2,
+        seed: int = 0,
+        cache_features: bool = True,
+        extraction_batch_size: int = 64,
+        verbose: int = 1,
+    ) -> None:
+        self.backbone = backbone
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.dropout = dropout
+        self.hidden_units = hidden_units
+        self.label_smoothing = label_smoothing
+        self.l2 = l2
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.validation_split = validation_split
+        self.seed = seed
+        self.cache_features = cache_features
+        self.extraction_batch_size = extraction_batch_size
+        self.verbose = verbose
+
+    # scikit-learn's parameter protocol -----------------------------------------------------
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        import inspect
+
+        signature = inspect.signature(cls.__init__)
+        return [name for name in signature.parameters if name != "self"]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Returns the constructor parameters, as scikit-learn does."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> TransferClassifier:
+        """Sets constructor parameters; returns ``self``.
+
+        Raises:
+            InvalidParameterError: For a name that is not a parameter.
+        """
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise InvalidParameterError(
+                    f"{name!r} is not a parameter of TransferClassifier. Valid parameters: "
+                    f"{', '.join(valid)}."
+                )
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        defaults = TransferClassifier.__init__.__kwdefaults__ or {}
+        changed = [
+            f"{name}={value!r}"
+            for name, value in self.get_params().items()
+            if name == "backbone" or defaults.get(name, object()) != value
+        ]
+        return f"TransferClassifier({', '.join(changed)})"
+
+    def _head_trainer(self) -> HeadTrainer:
+        return HeadTrainer(
+            **{name: getattr(self, name) for name in _HEAD_PARAMS},
+            verbose=self.verbose,
+        )
+
+    def _validate(self) -> None:
+        if not isinstance(self.backbone, (str, BackboneSpec)):
+            raise InvalidParameterError(
+                f"The 'backbone' parameter of {_OWNER} must be a name, handle or BackboneSpec. "
+                f"Got {self.backbone!r} instead."
+            )
+        self._head_trainer().validate(owner=_OWNER)
+        split = self.validation_split
+        if (
+            isinstance(split, bool)
+            or not isinstance(split, (int, float))
+            or not math.isfinite(split)
+            or not 0 <= split < 1
+        ):
+            raise InvalidParameterError(
+                f"The 'validation_split' parameter of {_OWNER} must be a float in [0, 1). "
+                f"Got {split!r} instead."
+            )
+        if not isinstance(self.cache_features, bool):
+            raise InvalidParameterError(
+                f"The 'cache_features' parameter of {_OWNER} must be a bool. "
+                f"Got {self.cache_features!r} instead."
+            )
+        batch = self.extraction_batch_size
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InvalidParameterError(
+                f"The 'extraction_batch_size' parameter of {_OWNER} must be a positive int. "
+                f"Got {batch!r} instead."
+            )
+
+    # Fitting ------------------------------------------------------------------------------
+
+    def fit(
+        self,
+        data: DataInput,
+        y: Sequence[str] | Sequence[int] | npt.NDArray[Any] | None = None,
+        *,
+        classes: Sequence[str] | None = None,
+        validation_data: tuple[Any, Any] | DataInput | None = None,
+    ) -> TransferClassifier:
+        """Trains the head on your classes.
+
+        Args:
+            data: One of: a folder with one sub-folder per class; an
+                :class:`ImageCollection`; a :class:`DataSplit` (its train and
+                validation parts are used); a sequence of image paths with
+                ``y``; an image array ``[n, h, w, c]`` with ``y``; a
+                ``tf.data.Dataset`` of ``(image, label)`` pairs (batched or not).
+            y: Labels (class names or indexes) for paths and arrays.
+            classes: Class names for integer labels (default ``"0"``, ``"1"``...).
+            validation_data: Validation data in any form ``data`` takes (a
+                pair ``(x, y)`` for paths and arrays). Overrides
+                ``validation_split``.
+
+        Returns:
+            ``self``.
+
+        Raises:
+            InvalidParameterError: For a bad parameter, naming it.
+            DatasetError: For unusable data (empty, one class, bad labels).
+            ImageDecodeError: Listing files that are not decodable images.
+        """
+        self._validate()
+        backbone = load_backbone(self.backbone)
+        preprocessor = Preprocessor.from_spec(backbone.spec)
+        store = (
+            FeatureStore.for_backbone(backbone, backbone.spec.preprocessing)
+            if self.cache_features
+            else None
+        )
+        self.backbone_ = backbone
+        self.preprocessor_ = preprocessor
+        self._store = store
+        train, validation, class_names, split = self._training_features(
+            data, y, classes=classes, validation_data=validation_data
+        )
+        train_x, train_y = train
+        if len(class_names) < 2:
+            raise DatasetError(
+                f"Training needs at least 2 classes; the data has {len(class_names)} "
+                f"({list(class_names)!r}). Add a sub-folder of images per class."
+            )
+        trainer = self._head_trainer()
+        trainer.fit(train_x, train_y, n_classes=len(class_names), validation_data=validation)
+        self.trainer_ = trainer
+        self.classes_ = np.asarray(class_names)
+        self.label_map_ = LabelMap(list(class_names))
+        self.history_ = trainer.history_
+        self.split_ = split
+        self.n_features_in_ = int(train_x.shape[1])
+        self._keras_model = None
+        if validation is not None:
+            probabilities = trainer.predict_proba(validation[0])
+            self.validation_report_: EvaluationReport | None = evaluation_report(
+                validation[1], probabilities, class_names
+            )
+        else:
+            self.validation_report_ = None
+        return self
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(message, file=sys.stderr)
+
+    def _features_of_files(self, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
+        return extract_features(
+            self.backbone_,
+            self.preprocessor_,
+            paths,
+            store=self._store,
+            batch_size=self.extraction_batch_size,
+            verbose=bool(self.verbose),
+        )
+
+    def _training_features(
+        self,
+        data: DataInput,
+        y: Any,
+        *,
+        classes: Sequence[str] | None,
+        validation_data: Any,
+    ) -> tuple[
+        tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]],
+        tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None,
+        tuple[str, ...],
+        DataSplit | None,
+    ]:
+        if isinstance(data, (str, os.PathLike)) and y is None:
+            data = scan_image_folder(data, classes=classes)
+            skipped = len(data.skipped)
+            self._log(
+                f"Found {len(data)} images in {len(data.classes)} classes in {str(data.root)!r}"
+                + (f" ({skipped} files skipped: hidden or not images)." if skipped else ".")
+            )
+        if isinstance(data, ImageCollection) and y is None:
+            split: DataSplit | None = None
+            if validation_data is None and self.validation_split > 0:
+                split = stratified_split(data, validation=self.validation_split, seed=self.seed)
+                data = split
+            else:
+                train_collection = data
+        if isinstance(data, DataSplit):
+            split = data
+            train_collection = data.train
+            if validation_data is None and len(data.validation):
+                validation_data = data.validation
+        if isinstance(data, (ImageCollection, DataSplit)):
+            train = (
+                self._features_of_files(train_collection.paths),
+                np.asarray(train_collection.labels, np.int64),
+            )
+            class_names = train_collection.classes
+            validation = self._validation_features(validation_data, class_names)
+            self._log(
+                f"Split (seed {self.seed}): {len(train[1])} train, "
+                f"{0 if validation is None else len(validation[1])} validation images."
+            )
+            return train, validation, class_names, split
+        features, labels, class_names = self._features_and_labels(data, y, classes=classes)
+        if validation_data is None and self.validation_split > 0:
+            indexes = _stratified_indexes(labels, self.validation_split, self.seed)
+            train = (features[indexes[0]], labels[indexes[0]])
+            validation = (features[indexes[1]], labels[indexes[1]]) if len(indexes[1]) else None
+            return train, validation, class_names, None
+        validation = self._validation_features(validation_data, class_names)
+        return (features, labels), validation, class_names, None
+
+    def _validation_features(
+        self, validation_data: Any, class_names: tuple[str, ...]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+        if validation_data is None:
+            return None
+        if isinstance(validation_data, ImageCollection):
+            labels = _relabel(validation_data, class_names)
+            return self._features_of_files(validation_data.paths), labels
+        if isinstance(validation_data, (str, os.PathLike)):
+            collection = scan_image_folder(validation_data, classes=class_names)
+            return self._features_of_files(collection.paths), _relabel(collection, class_names)
+        if isinstance(validation_data, tuple) and len(validation_data) == 2:
+            features, labels, _ = self._features_and_labels(
+                validation_data[0], validation_data[1], classes=class_names
+            )
+            return features, labels
+        features, labels, _ = self._features_and_labels(validation_data, None, classes=class_names)
+        return features, labels
+
+    def _features_and_labels(
+        self, data: Any, y: Any, *, classes: Sequence[str] | None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], tuple[str, ...]]:
+        if _is_dataset(data):
+            if y is not None:
+                raise InvalidParameterError(
+                    "Pass labels inside the tf.data.Dataset as (image, label) pairs, not as y."
+                )
+            features, labels = self._dataset_features(data)
+            names = tuple(classes) if classes is not None else _default_names(labels)
+            return features, labels, names
+        if y is None:
+            raise InvalidParameterError(
+                f"fit() got {type(data).__name__} data without labels: pass y, or pass a folder "
+                "with one sub-folder per class."
+            )
+        if isinstance(data, np.ndarray):
+            collection = from_paths(
+                [f"<array {i}>" for i in range(len(data))],
+                list(np.asarray(y).tolist()),
+                classes=classes,
+            )
+            if data.ndim not in (3, 4) or len(data) != len(collection):
+                raise DatasetError(
+                    f"Image arrays must be shaped [n, h, w] or [n, h, w, c] with n = {len(y)} "
+                    f"labels; got {data.shape}."
+                )
+            pixels = self.preprocessor_.batch(list(data))
+            features = self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
+            return features, np.asarray(collection.labels, np.int64), collection.classes
+        if isinstance(data, (str, os.PathLike)):
+            raise InvalidParameterError(
+                "A folder is labelled by its sub-folders; do not pass y with a folder."
+            )
+        collection = from_paths(list(data), list(np.asarray(y).tolist()), classes=classes)
+        features = self._features_of_files(collection.paths)
+        return features, np.asarray(collection.labels, np.int64), collection.classes
+
+    def _dataset_features(
+        self, dataset: tf.data.Dataset
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        import tensorflow as tf
+
+        spec = dataset.element_spec
+        if not (isinstance(spec, tuple) and len(spec) == 2):
+            raise DatasetError(
+                "A tf.data.Dataset for fit() must yield (image, label) pairs; "
+                f"its elements are {spec!r}."
+            )
+        batched = spec[0].shape.rank == 4
+        data = dataset if batched else dataset.batch(self.extraction_batch_size)
+        preprocessor = self.preprocessor_
+        data = data.map(lambda images, labels: (preprocessor(images), labels))
+        labels: list[npt.NDArray[np.int64]] = []
+
+        def images_only() -> Iterable[Any]:
+            for images, batch_labels in data:
+                labels.append(np.asarray(batch_labels, np.int64).reshape(-1))
+                yield tf.cast(images, tf.float32)
+
+        features = self.backbone_.predict(images_only())
+        label_array = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        return features, label_array
+
+    # Prediction ---------------------------------------------------------------------------
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "trainer_"):
+            raise NotFittedError(
+                "This TransferClassifier is not fitted yet. Call fit(...) or "
+                "TransferClassifier.load(path) first."
+            )
+
+    def _features_for_prediction(self, images: Any) -> npt.NDArray[np.float32]:
+        if _is_dataset(images):
+            spec = images.element_spec
+            image_spec = spec[0] if isinstance(spec, tuple) else spec
+            data = (
+                images if image_spec.shape.rank == 4 else images.batch(self.extraction_batch_size)
+            )
+            preprocessor = self.preprocessor_
+            if isinstance(spec, tuple):
+                data = data.map(lambda x, *_: preprocessor(x))
+            else:
+                data = data.map(preprocessor)
+            return self.backbone_.predict(data)
+        if isinstance(images, (str, os.PathLike)):
+            path = Path(images)
+            paths = _images_in(path) if path.is_dir() else [path]
+            if not paths:
+                raise DatasetError(f"No images found in the folder {str(path)!r}.")
+            return self._features_of_files(paths)
+        if isinstance(images, np.ndarray) and images.ndim in (3, 4):
+            batch = list(images) if images.ndim == 4 or images.shape[-1] > 4 else [images]
+            pixels = self.preprocessor_.batch(batch)
+            return self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
+        items = list(images)
+        if items and all(isinstance(i, (str, os.PathLike)) for i in items):
+            return self._features_of_files([Path(i) for i in items])
+        pixels = self.preprocessor_.batch(items)
+        return self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
+
+    def predict_proba(self, images: Any) -> npt.NDArray[np.float32]:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Args:
+            images: A folder (its images, recursively), image paths, bytes,
+                arrays, an image array ``[n, h, w, c]`` or a
+                ``tf.data.Dataset`` of images (or of ``(image, label)``).
+
+        Returns:
+            ``[n, len(classes_)]`` probabilities; rows sum to 1.
+        """
+        self._check_fitted()
+        return self.trainer_.predict_proba(self._features_for_prediction(images))
+
+    def predict(self, images: Any) -> npt.NDArray[np.str_]:
+        """The most likely class name per image (see :meth:`predict_proba`)."""
+        probabilities = self.predict_proba(images)
+        return np.asarray(self.classes_[probabilities.argmax(axis=1)])
+
+    def _labelled(self, data: Any, y: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        names = tuple(str(c) for c in self.classes_)
+        if isinstance(data, (str, os.PathLike)) and y is None:
+            collection = scan_image_folder(data, classes=names)
+            return self._features_of_files(collection.paths), _relabel(collection, names)
+        if isinstance(data, ImageCollection):
+            return self._features_of_files(data.paths), _relabel(data, names)
+        if isinstance(data, DataSplit):
+            subset = data.test if len(data.test) else data.validation
+            return self._features_of_files(subset.paths), _relabel(subset, names)
+        if _is_dataset(data):
+            features, labels = self._dataset_features(data)
+            return features, labels
+        if y is None:
+            raise InvalidParameterError(
+                "Labels are needed: pass y, or a folder with one sub-folder per class."
+            )
+        features = self._features_for_prediction(data)
+        collection = from_paths(
+            [f"<item {i}>" for i in range(len(features))],
+            list(np.asarray(y).tolist()),
+            classes=names,
+        )
+        return features, np.asarray(collection.labels, np.int64)
+
+    def evaluate(
+        self, data: Any, y: Any = None, *, top_k: Sequence[int] = (1, 5)
+    ) -> EvaluationReport:
+        """Accuracy, per-class precision/recall/F1, confusion matrix and top-k accuracy.
+
+        Args:
+            data: A folder with one sub-folder per class (names must be in
+                ``classes_``), an :class:`ImageCollection`, a
+                :class:`DataSplit` (its test part, else its validation
+                part), images with ``y``, or a dataset of pairs.
+            y: Labels (names or indexes) when ``data`` holds only images.
+            top_k: Which top-k accuracies to report.
+        """
+        self._check_fitted()
+        features, labels = self._labelled(data, y)
+        probabilities = self.trainer_.predict_proba(features)
+        return evaluation_report(
+            labels, probabilities, [str(c) for c in self.classes_], top_k=top_k
+        )
+
+    def score(self, data: Any, y: Any = None) -> float:
+        """Accuracy on labelled data (see :meth:`evaluate`)."""
+        return self.evaluate(data, y, top_k=(1,)).accuracy
+
+    def to_keras(self) -> Any:
+        """One ``tf_keras`` model: preprocessed images in, probabilities out."""
+        self._check_fitted()
+        if self._keras_model is None:
+            self._keras_model = self.trainer_.combine(self.backbone_)
+        return self._keras_model
+
+    # Persistence --------------------------------------------------------------------------
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Saves the fitted classifier as one self-describing folder, atomically.
+
+        The folder holds the backbone's SavedModel (so it loads offline, even
+        if the handle is unreachable), the head's weights (``.npz``), and
+        ``hubtransfer.json``: format version, classes, label map,
+        preprocessing contract, backbone spec and content hash, parameters,
+        training history and a SHA-256 of every file. No pickle anywhere.
+
+        The folder is written beside the target and renamed into place; an
+        existing model at ``path`` is replaced only once the new one is
+        complete.
+
+        Returns:
+            The folder.
+        """
+        self._check_fitted()
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+        temporary.mkdir()
+        try:
+            self._write(temporary)
+            _replace_directory(temporary, target)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+        return target
+
+    def _write(self, folder: Path) -> None:
+        shutil.copytree(self.backbone_.path, folder / _BACKBONE_DIR)
+        head = self.trainer_.head_
+        weights = {f"w{i}": np.asarray(w) for i, w in enumerate(head.get_weights())}
+        np.savez(folder / _HEAD_WEIGHTS, **weights)  # type: ignore[arg-type]
+        params = self.get_params()
+        if isinstance(params["backbone"], BackboneSpec):
+            params["backbone"] = params["backbone"].name
+        if isinstance(params["class_weight"], Mapping):
+            params["class_weight"] = {str(k): float(v) for k, v in params["class_weight"].items()}
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        metadata = {
+            "format": MODEL_FORMAT,
+            "format_version": MODEL_FORMAT_VERSION,
+            "hubtransfer_version": __version__,
+            "classes": [str(c) for c in self.classes_],
+            "label_map": self.label_map_.to_json(),
+            "preprocessing": self.preprocessor_.contract.to_json(),
+            "backbone": {
+                "spec": self.backbone_.spec.to_json(),
+                "content_hash": self.backbone_.content_hash,
+            },
+            "head": {
+                "feature_dim": self.n_features_in_,
+                "n_classes": len(self.classes_),
+                "hidden_units": self.hidden_units,
+                "dropout": self.dropout,
+                "weights": sorted(weights),
+            },
+            "params": params,
+            "history": self.history_,
+            "files": {p.relative_to(folder).as_posix(): _sha256(p) for p in files},
+        }
+        with open(folder / _METADATA, "w", encoding="utf8") as handle:
+            json.dump(metadata, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TransferClassifier:
+        """Loads a classifier saved with :meth:`save`, checking everything it can.
+
+        Raises:
+            ModelFormatError: If the folder is missing, damaged, tampered
+                with, or from a newer format version.
+        """
+        folder = Path(path)
+        metadata = _read_metadata(folder)
+        _verify_files(folder, metadata)
+        try:
+            spec = BackboneSpec.from_json(metadata["backbone"]["spec"])
+            contract_json = metadata["preprocessing"]
+            classes = [str(c) for c in metadata["classes"]]
+            label_map = LabelMap.from_json(metadata["label_map"])
+            params = dict(metadata["params"])
+            head_info = metadata["head"]
+            expected_hash = metadata["backbone"]["content_hash"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelFormatError(
+                f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error!r}). "
+                "Save the model again."
+            ) from error
+        backbone = Backbone(spec, path=folder / _BACKBONE_DIR)
+        if backbone.content_hash != expected_hash:
+            raise ModelFormatError(
+                f"The backbone in {str(folder / _BACKBONE_DIR)!r} does not match the hash "
+                "recorded at save time. The folder was altered; save the model again."
+            )
+        if spec.preprocessing.to_json() != contract_json:
+            raise ModelFormatError(
+                f"The preprocessing contract in {str(folder / _METADATA)!r} does not match the "
+                "backbone spec recorded beside it. The folder was altered; save the model again."
+            )
+        if list(label_map.classes) != classes:
+            raise ModelFormatError(
+                f"The label map and the class list in {str(folder / _METADATA)!r} disagree."
+            )
+        if isinstance(params.get("class_weight"), Mapping):
+            params["class_weight"] = {int(k): v for k, v in params["class_weight"].items()}
+        params["backbone"] = spec if spec.name not in _registered_names() else spec.name
+        model = cls(**params)
+        trainer = model._head_trainer()
+        head = trainer.build_head(int(head_info["feature_dim"]), len(classes))
+        with np.load(folder / _HEAD_WEIGHTS, allow_pickle=False) as stored:
+            weights = [stored[name] for name in sorted(stored.files, key=lambda n: int(n[1:]))]
+        try:
+            head.set_weights(weights)
+        except ValueError as error:
+            raise ModelFormatError(
+                f"The head weights in {str(folder / _HEAD_WEIGHTS)!r} do not fit the head "
+                f"described in {_METADATA}: {error}. Save the model again."
+            ) from error
+        trainer.head_ = head
+        trainer.history_ = {k: list(v) for k, v in metadata.get("history", {}).items()}
+        trainer.n_classes_ = len(classes)
+        trainer.feature_dim_ = int(head_info["feature_dim"])
+        model.backbone_ = backbone
+        model.preprocessor_ = Preprocessor.from_spec(spec)
+        model._store = (
+            FeatureStore.for_backbone(backbone, spec.preprocessing)
+            if model.cache_features
+            else None
+        )
+        model.trainer_ = trainer
+        model.classes_ = np.asarray(classes)
+        model.label_map_ = label_map
+        model.history_ = trainer.history_
+        model.split_ = None
+        model.n_features_in_ = trainer.feature_dim_
+        model.validation_report_ = None
+        model._keras_model = None
+        return model
+
+
+def _registered_names() -> set[str]:
+    from ._registry import default_registry
+
+    return {spec.name for spec in default_registry().list()}
+
+
+def _read_metadata(folder: Path) -> dict[str, Any]:
+    file = folder / _METADATA
+    if not folder.is_dir():
+        raise ModelFormatError(
+            f"No saved model folder at {str(folder)!r}. Pass the folder written by "
+            "TransferClassifier.save() or `hubtransfer train --out`."
+        )
+    try:
+        with open(file, encoding="utf8") as handle:
+            metadata = json.load(handle)
+    except FileNotFoundError:
+        raise ModelFormatError(
+            f"The folder {str(folder)!r} has no {_METADATA}, so it is not a hubtransfer model. "
+            "Pass the folder written by TransferClassifier.save()."
+        ) from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelFormatError(
+            f"The file {str(file)!r} is not valid JSON ({error}); the model folder is damaged. "
+            "Save the model again."
+        ) from error
+    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+        raise ModelFormatError(
+            f"The file {str(file)!r} is not a hubtransfer model description "
+            f"(its 'format' is not {MODEL_FORMAT!r})."
+        )
+    version = metadata.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFormatError(f"The file {str(file)!r} has no valid 'format_version'.")
+    if version > MODEL_FORMAT_VERSION:
+        raise ModelFormatError(
+            f"The model in {str(folder)!r} was saved in format version {version} by hubtransfer "
+            f"{metadata.get('hubtransfer_version', '?')}; this hubtransfer ({__version__}) reads "
+            f"versions up to {MODEL_FORMAT_VERSION}. Upgrade hubtransfer to load it."
+        )
+    return metadata
+
+
+def _verify_files(folder: Path, metadata: Mapping[str, Any]) -> None:
+    recorded = metadata.get("files")
+    if not isinstance(recorded, dict) or not recorded:
+        raise ModelFormatError(f"The file {str(folder / _METADATA)!r} lists no file checksums.")
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {
+        _METADATA
+    }
+    missing = sorted(set(recorded) - present)
+    extra = sorted(present - set(recorded))
+    changed = sorted(
+        name for name in set(recorded) & present if _sha256(folder / name) != recorded[name]
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing: {missing[:5]}")
+    if changed:
+        problems.append(f"changed since it was saved: {changed[:5]}")
+    if extra:
+        problems.append(f"not part of the saved model: {extra[:5]}")
+    if problems:
+        raise ModelFormatError(
+            f"The model folder {str(folder)!r} is damaged or was tampered with; files "
+            f"{'; '.join(problems)}. Save the model again, or restore the folder from a copy."
+        )
+
+
+def _replace_directory(source: Path, target: Path) -> None:
+    """Moves ``source`` to ``target``; an old ``target`` is kept until the move succeeded."""
+    if not target.exists():
+        os.replace(source, target)
+        return
+    if not target.is_dir():
+        raise InvalidParameterError(
+            f"Cannot save a model to {str(target)!r}: it exists and is not a folder."
+        )
+    backup = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
+    os.replace(target, backup)
+    try:
+        os.replace(source, target)
+    except OSError:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def _relabel(collection: ImageCollection, names: Sequence[str]) -> npt.NDArray[np.int64]:
+    position = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(collection.classes) - set(position))
+    if unknown:
+        raise DatasetError(
+            f"The classes {unknown!r} are not among the model's classes {list(names)!r}."
+        )
+    return np.asarray([position[collection.classes[i]] for i in collection.labels], np.int64)
+
+
+def _default_names(labels: npt.NDArray[np.int64]) -> tuple[str, ...]:
+    count = int(labels.max()) + 1 if len(labels) else 0
+    return tuple(str(i) for i in range(count))
+
+
+def _stratified_indexes(
+    labels: npt.NDArray[np.int64], fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    fake = ImageCollection(
+        paths=tuple(Path(f"{i:09d}") for i in range(len(labels))),
+        labels=tuple(int(v) for v in labels),
+        classes=tuple(str(c) for c in range(int(labels.max()) + 1)),
+    )
+    split = stratified_split(fake, validation=fraction, seed=seed)
+    train = np.asarray([int(p.name) for p in split.train.paths], np.int64)
+    validation = np.asarray([int(p.name) for p in split.validation.paths], np.int64)
+    return train, validation

@@ -1,0 +1,267 @@
+"""Backbone features, computed once per image and kept on disk.
+
+A frozen backbone maps the same image to the same features every time, so a
+head trained for twenty epochs needs one backbone pass, not twenty. The
+:class:`FeatureStore` keys features by the backbone's weights (a content
+hash), the preprocessing contract and each image file's SHA-256; a second
+fit on the same files with other head settings reads them back with no
+backbone work at all.
+
+The store is a folder of shards, each written to a temporary folder and
+renamed into place: a crash mid-extraction loses at most the shard in
+flight, and completed shards are never recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from ._cache import cache_dir
+from ._exceptions import InvalidParameterError
+from ._spec import PreprocessingContract
+
+if TYPE_CHECKING:
+    from ._backbone import Backbone
+    from ._preprocessing import Preprocessor
+
+__all__ = ["FeatureStore", "extract_features", "file_digest"]
+
+_STORE_VERSION: Final = 1
+_DIGEST_LENGTH: Final = 64
+DEFAULT_CHUNK: Final = 1024
+"""Images per shard: bounds memory during extraction and the work a crash loses."""
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """Returns the SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FeatureStore:
+    """An on-disk table from image digest to backbone features.
+
+    Args:
+        directory: The store's folder (created on first write).
+        feature_dim: Width of the feature vectors.
+
+    Example:
+        >>> import tempfile, numpy as np, hubtransfer
+        >>> store = hubtransfer.FeatureStore(tempfile.mkdtemp(), feature_dim=2)
+        >>> store.put(["a" * 64], np.array([[1.0, 2.0]], np.float32))
+        >>> store.get(["a" * 64])
+        array([[1., 2.]], dtype=float32)
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], *, feature_dim: int) -> None:
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
+            raise InvalidParameterError(
+                "The 'feature_dim' parameter of FeatureStore must be a positive int. "
+                f"Got {feature_dim!r} instead."
+            )
+        self.directory: Final = Path(directory)
+        self.feature_dim: Final = feature_dim
+        self._index: dict[str, tuple[Path, int]] = {}
+        self._seen_shards: set[str] = set()
+
+    @classmethod
+    def for_backbone(
+        cls,
+        backbone: Backbone,
+        contract: PreprocessingContract,
+        *,
+        root: str | os.PathLike[str] | None = None,
+    ) -> FeatureStore:
+        """The store for one backbone's weights and one preprocessing contract.
+
+        Args:
+            backbone: The loaded backbone (its content hash is part of the key).
+            contract: How images are preprocessed (part of the key).
+            root: Parent folder of stores; default ``cache_dir() / "features"``.
+        """
+        key = json.dumps(
+            {
+                "version": _STORE_VERSION,
+                "backbone": backbone.content_hash,
+                "contract": contract.to_json(),
+            },
+            sort_keys=True,
+        )
+        name = hashlib.sha256(key.encode("utf8")).hexdigest()[:32]
+        base = Path(root) if root is not None else cache_dir() / "features"
+        return cls(base / name, feature_dim=backbone.output_dim)
+
+    def _refresh(self) -> None:
+        if not self.directory.is_dir():
+            return
+        for shard in sorted(self.directory.glob("shard-*")):
+            if shard.name in self._seen_shards:
+                continue
+            try:
+                digests = np.load(shard / "digests.npy", allow_pickle=False)
+                features = np.load(shard / "features.npy", mmap_mode="r", allow_pickle=False)
+                if features.shape != (len(digests), self.feature_dim):
+                    raise ValueError(f"features shaped {features.shape}, {len(digests)} digests")
+            except (OSError, ValueError) as error:
+                warnings.warn(
+                    f"The feature-cache shard {str(shard)!r} is unreadable ({error}); "
+                    "it is removed and its images are extracted again.",
+                    stacklevel=3,
+                )
+                shutil.rmtree(shard, ignore_errors=True)
+                continue
+            self._seen_shards.add(shard.name)
+            for row, digest in enumerate(digests.tolist()):
+                self._index[str(digest)] = (shard, row)
+
+    def __contains__(self, digest: object) -> bool:
+        self._refresh()
+        return digest in self._index
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._index)
+
+    def missing(self, digests: Sequence[str]) -> list[int]:
+        """Positions of the digests that have no stored features."""
+        self._refresh()
+        return [i for i, digest in enumerate(digests) if digest not in self._index]
+
+    def put(self, digests: Sequence[str], features: npt.ArrayLike) -> None:
+        """Stores features for digests, as one new shard written atomically."""
+        array = np.ascontiguousarray(features, dtype=np.float32)
+        if array.shape != (len(digests), self.feature_dim):
+            raise InvalidParameterError(
+                f"FeatureStore.put needs features shaped ({len(digests)}, {self.feature_dim}); "
+                f"got {array.shape}."
+            )
+        if not len(digests):
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        temporary = self.directory / f".{name}.tmp"
+        temporary.mkdir()
+        try:
+            np.save(temporary / "digests.npy", np.asarray(digests, dtype=f"<U{_DIGEST_LENGTH}"))
+            np.save(temporary / "features.npy", array)
+            os.replace(temporary, self.directory / name)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
+
+    def get(
+        self, digests: Sequence[str], *, out: npt.NDArray[np.float32] | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Returns the stored features of ``digests``, in order.
+
+        Args:
+            digests: Digests that are all in the store.
+            out: Optional array (e.g. an ``np.memmap``) to fill instead of a
+                new in-memory one, for data sets larger than memory.
+
+        Raises:
+            KeyError: If a digest is not stored.
+        """
+        self._refresh()
+        result = out if out is not None else np.empty((len(digests), self.feature_dim), np.float32)
+        by_shard: dict[Path, list[tuple[int, int]]] = {}
+        for position, digest in enumerate(digests):
+            shard, row = self._index[digest]
+            by_shard.setdefault(shard, []).append((position, row))
+        for shard, pairs in by_shard.items():
+            stored = np.load(shard / "features.npy", mmap_mode="r", allow_pickle=False)
+            positions = np.fromiter((p for p, _ in pairs), np.int64, len(pairs))
+            rows = np.fromiter((r for _, r in pairs), np.int64, len(pairs))
+            result[positions] = stored[rows]
+        return result
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def _print_progress(label: str) -> ProgressCallback:
+    start = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        elapsed = time.perf_counter() - start
+        rate = done / elapsed if elapsed > 0 else 0.0
+        end = "\n" if done >= total else "\r"
+        sys.stderr.write(f"{label}: {done}/{total} images ({rate:.0f} img/s){end}")
+        sys.stderr.flush()
+
+    return report
+
+
+def extract_features(
+    backbone: Backbone,
+    preprocessor: Preprocessor,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    store: FeatureStore | None = None,
+    batch_size: int = 64,
+    chunk_size: int = DEFAULT_CHUNK,
+    verbose: bool = True,
+) -> npt.NDArray[np.float32]:
+    """Runs the backbone over image files once, reusing stored features.
+
+    Images are decoded and resized in parallel by a ``tf.data`` pipeline
+    while the backbone runs. With a ``store``, only images whose features are
+    not stored yet are processed, in chunks of ``chunk_size`` that are each
+    saved as soon as they are done.
+
+    Args:
+        backbone: A loaded (frozen) backbone.
+        preprocessor: The preprocessor for the backbone's contract.
+        paths: Image files.
+        store: Optional feature store to read from and write to.
+        batch_size: Images per forward pass.
+        chunk_size: Images per stored shard.
+        verbose: Whether to print progress to stderr.
+
+    Returns:
+        ``float32`` features ``[len(paths), backbone.output_dim]``.
+    """
+    files = [os.fspath(p) for p in paths]
+    report = _print_progress("Extracting features") if verbose else None
+    if store is None:
+        features = backbone.predict(preprocessor.dataset(files, batch_size=batch_size))
+        if report:
+            report(len(files), len(files))
+        return features
+    digests = [file_digest(f) for f in files]
+    todo = store.missing(digests)
+    # Identical files share one digest: extract each once.
+    unique_todo = list(dict.fromkeys(digests[i] for i in todo))
+    first_position: dict[str, int] = {}
+    for i in todo:
+        first_position.setdefault(digests[i], i)
+    copies: dict[str, int] = {}
+    for i in todo:
+        copies[digests[i]] = copies.get(digests[i], 0) + 1
+    done = len(files) - len(todo)
+    for start in range(0, len(unique_todo), chunk_size):
+        chunk = unique_todo[start : start + chunk_size]
+        chunk_files = [files[first_position[d]] for d in chunk]
+        features = backbone.predict(preprocessor.dataset(chunk_files, batch_size=batch_size))
+        store.put(chunk, features)
+        done += sum(copies[d] for d in chunk)
+        if report:
+            report(done, len(files))
+    if report and not todo:
+        sys.stderr.write(f"Features of all {len(files)} images found in the cache.\n")
+    return store.get(digests)

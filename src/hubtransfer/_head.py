@@ -1,0 +1,331 @@
+"""The head trainer: a Dense softmax head fitted on frozen backbone features."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from ._exceptions import DatasetError, InvalidParameterError, NotFittedError
+
+if TYPE_CHECKING:
+    from ._backbone import Backbone
+
+__all__ = ["HeadTrainer", "balanced_class_weights"]
+
+ClassWeight = Literal["balanced"] | Mapping[int, float] | None
+
+_OWNER: Final = "HeadTrainer"
+
+
+def _bad(name: str, expected: str, value: object, owner: str = _OWNER) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
+    )
+
+
+def _check_int(value: object, name: str, *, minimum: int, owner: str = _OWNER) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise _bad(name, expected, value, owner)
+    return int(value)
+
+
+def _check_float(
+    value: object,
+    name: str,
+    *,
+    low: float,
+    high: float,
+    owner: str = _OWNER,
+    open_low: bool = False,
+) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = (
+            math.isfinite(number)
+            and (number > low if open_low else number >= low)
+            and number < high
+        )
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise _bad(name, f"a float in {bracket}{low:g}, {high:g})", value, owner)
+    return float(value)  # type: ignore[arg-type]
+
+
+def balanced_class_weights(labels: npt.ArrayLike, n_classes: int) -> dict[int, float]:
+    """Weights ``n_samples / (n_classes * count)``, as scikit-learn's "balanced".
+
+    Example:
+        >>> import hubtransfer
+        >>> hubtransfer.balanced_class_weights([0, 0, 0, 1], 2)
+        {0: 0.6666666666666666, 1: 2.0}
+    """
+    array = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(array, minlength=n_classes)
+    return {
+        int(c): float(len(array) / (n_classes * counts[c])) if counts[c] else 0.0
+        for c in range(n_classes)
+    }
+
+
+class HeadTrainer:
+    """Trains a Dense softmax head on features of a frozen backbone.
+
+    Works on any ``[n, d]`` float features: from :func:`extract_features`,
+    from a feature store, or from anywhere else. The trained head is an
+    ordinary ``tf_keras`` model, and :meth:`combine` joins it to a backbone
+    into one image-in, probabilities-out model.
+
+    Args:
+        epochs: Passes over the training features.
+        batch_size: Features per gradient step.
+        learning_rate: Adam's learning rate.
+        dropout: Dropout rate before the output layer (0 for none).
+        hidden_units: Width of an optional hidden ReLU layer.
+        label_smoothing: Label smoothing of the cross-entropy loss.
+        l2: L2 penalty on the head's kernels.
+        class_weight: ``"balanced"``, a mapping class index → weight, or None.
+        early_stopping: With validation data, stop when the validation loss
+            has not improved for ``patience`` epochs and restore the best
+            weights.
+        patience: Epochs without improvement before stopping.
+        seed: Seed for weight initialisation, dropout and shuffling.
+        verbose: 0 silent, 1 one line per epoch.
+
+    Example:
+        >>> import numpy as np, hubtransfer
+        >>> rng = np.random.default_rng(0)
+        >>> features = rng.normal(size=(60, 4)).astype("float32")
+        >>> labels = (features[:, 0] > 0).astype("int64")
+        >>> trainer = hubtransfer.HeadTrainer(epochs=30, verbose=0).fit(features, labels)
+        >>> float((trainer.predict_proba(features).argmax(1) == labels).mean()) > 0.9
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        epochs: int = 20,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        dropout: float = 0.0,
+        hidden_units: int | None = None,
+        label_smoothing: float = 0.0,
+        l2: float = 0.0,
+        class_weight: ClassWeight = None,
+        early_stopping: bool = True,
+        patience: int = 5,
+        seed: int = 0,
+        verbose: int = 1,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.dropout = dropout
+        self.hidden_units = hidden_units
+        self.label_smoothing = label_smoothing
+        self.l2 = l2
+        self.class_weight = class_weight
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.seed = seed
+        self.verbose = verbose
+
+    def validate(self, owner: str = _OWNER) -> None:
+        """Checks every parameter, naming the first bad one in an InvalidParameterError."""
+        _check_int(self.epochs, "epochs", minimum=1, owner=owner)
+        _check_int(self.batch_size, "batch_size", minimum=1, owner=owner)
+        _check_float(
+            self.learning_rate, "learning_rate", low=0.0, high=10.0, owner=owner, open_low=True
+        )
+        _check_float(self.dropout, "dropout", low=0.0, high=1.0, owner=owner)
+        if self.hidden_units is not None:
+            _check_int(self.hidden_units, "hidden_units", minimum=1, owner=owner)
+        _check_float(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, owner=owner)
+        _check_float(self.l2, "l2", low=0.0, high=math.inf, owner=owner)
+        weight = self.class_weight
+        if not (weight is None or weight == "balanced" or isinstance(weight, Mapping)):
+            raise _bad(
+                "class_weight",
+                "'balanced', a mapping of class index to weight, or None",
+                weight,
+                owner,
+            )
+        if not isinstance(self.early_stopping, bool):
+            raise _bad("early_stopping", "a bool", self.early_stopping, owner)
+        _check_int(self.patience, "patience", minimum=1, owner=owner)
+        _check_int(self.seed, "seed", minimum=0, owner=owner)
+        _check_int(self.verbose, "verbose", minimum=0, owner=owner)
+
+    def build_head(self, feature_dim: int, n_classes: int) -> Any:
+        """Builds the untrained head: ``[n, feature_dim]`` → ``[n, n_classes]`` probabilities."""
+        import tf_keras
+
+        regularizer = tf_keras.regularizers.L2(self.l2) if self.l2 else None
+        initializer = tf_keras.initializers.GlorotUniform(seed=self.seed)
+        inputs = tf_keras.Input((feature_dim,), name="features")
+        x = inputs
+        if self.hidden_units:
+            x = tf_keras.layers.Dense(
+                self.hidden_units,
+                activation="relu",
+                kernel_regularizer=regularizer,
+                kernel_initializer=initializer,
+                name="hidden",
+            )(x)
+        if self.dropout:
+            x = tf_keras.layers.Dropout(self.dropout, seed=self.seed, name="dropout")(x)
+        outputs = tf_keras.layers.Dense(
+            n_classes,
+            activation="softmax",
+            kernel_regularizer=regularizer,
+            kernel_initializer=initializer,
+            name="probabilities",
+        )(x)
+        return tf_keras.Model(inputs, outputs, name="head")
+
+    def fit(
+        self,
+        features: npt.ArrayLike,
+        labels: npt.ArrayLike,
+        *,
+        n_classes: int | None = None,
+        validation_data: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
+    ) -> HeadTrainer:
+        """Trains the head.
+
+        Args:
+            features: ``[n, d]`` features.
+            labels: ``[n]`` integer class indexes.
+            n_classes: Number of classes; default ``max(labels) + 1``.
+            validation_data: Optional ``(features, labels)`` for the
+                validation metrics and early stopping.
+
+        Returns:
+            ``self``, with ``head_`` and ``history_`` set.
+        """
+        import tensorflow as tf
+        import tf_keras
+
+        self.validate()
+        x, y = _check_xy(features, labels, "features", "labels")
+        classes = (
+            int(y.max()) + 1 if n_classes is None else _check_int(n_classes, "n_classes", minimum=2)
+        )
+        if n_classes is not None and int(y.max()) >= classes:
+            raise DatasetError(f"A label is {int(y.max())}, but n_classes is {classes}.")
+        tf_keras.utils.set_random_seed(self.seed)
+        head = self.build_head(x.shape[1], classes)
+        head.compile(
+            optimizer=tf_keras.optimizers.Adam(self.learning_rate),
+            loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
+            metrics=["accuracy"],
+        )
+        one_hot = np.eye(classes, dtype=np.float32)
+        train = (
+            tf.data.Dataset.from_tensor_slices((x, one_hot[y]))
+            .shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
+            .batch(self.batch_size)
+        )
+        validation = None
+        callbacks = []
+        if validation_data is not None:
+            vx, vy = _check_xy(*validation_data, "validation features", "validation labels")
+            if vx.shape[1] != x.shape[1]:
+                raise DatasetError(
+                    f"Validation features have {vx.shape[1]} columns, "
+                    f"training features {x.shape[1]}."
+                )
+            validation = tf.data.Dataset.from_tensor_slices((vx, one_hot[vy])).batch(1024)
+            if self.early_stopping:
+                callbacks.append(
+                    tf_keras.callbacks.EarlyStopping(
+                        monitor="val_loss", patience=self.patience, restore_best_weights=True
+                    )
+                )
+        weights = self.class_weight
+        if weights == "balanced":
+            weights = balanced_class_weights(y, classes)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        history = head.fit(
+            train.with_options(options),
+            validation_data=None if validation is None else validation.with_options(options),
+            epochs=self.epochs,
+            class_weight=None
+            if weights is None
+            else {int(k): float(v) for k, v in dict(weights).items()},
+            callbacks=callbacks,
+            verbose=2 if self.verbose else 0,
+        )
+        self.head_ = head
+        self.history_: dict[str, list[float]] = {
+            key: [float(v) for v in values] for key, values in history.history.items()
+        }
+        self.n_classes_ = classes
+        self.feature_dim_ = int(x.shape[1])
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise NotFittedError(
+                "This HeadTrainer is not fitted yet. Call fit(features, labels) first."
+            )
+
+    def predict_proba(
+        self, features: npt.ArrayLike, *, batch_size: int = 1024
+    ) -> npt.NDArray[np.float32]:
+        """Class probabilities ``[n, n_classes]`` for features ``[n, d]``."""
+        self._check_fitted()
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != self.feature_dim_:
+            raise InvalidParameterError(
+                f"HeadTrainer.predict_proba needs features shaped [n, {self.feature_dim_}]; "
+                f"got {x.shape}."
+            )
+        if not len(x):
+            return np.zeros((0, self.n_classes_), np.float32)
+        return np.asarray(self.head_.predict(x, batch_size=batch_size, verbose=0), np.float32)
+
+    def combine(self, backbone: Backbone) -> Any:
+        """One ``tf_keras`` model: preprocessed images in, class probabilities out."""
+        import tf_keras
+
+        self._check_fitted()
+        if backbone.output_dim != self.feature_dim_:
+            raise InvalidParameterError(
+                f"The backbone {backbone.spec.name!r} outputs {backbone.output_dim} features; "
+                f"the head was trained on {self.feature_dim_}."
+            )
+        height, width = backbone.spec.input_size
+        inputs = tf_keras.Input((height, width, 3), name="images")
+        outputs = self.head_(backbone.layer(inputs))
+        return tf_keras.Model(inputs, outputs, name="classifier")
+
+
+def _check_xy(
+    features: npt.ArrayLike, labels: npt.ArrayLike, feature_name: str, label_name: str
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+    x = np.asarray(features, dtype=np.float32)
+    y = np.asarray(labels)
+    if x.ndim != 2 or not len(x):
+        raise DatasetError(
+            f"The {feature_name} must be a non-empty [n, d] array; got shape {x.shape}."
+        )
+    if y.shape != (len(x),):
+        raise DatasetError(
+            f"The {label_name} must be a [n] array matching {len(x)} {feature_name}; "
+            f"got shape {y.shape}."
+        )
+    if not np.issubdtype(y.dtype, np.integer) or (y < 0).any():
+        raise DatasetError(
+            f"The {label_name} must be non-negative integer class indexes; got {y.dtype}."
+        )
+    if not np.all(np.isfinite(x)):
+        raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
+    return x, y.astype(np.int64)
