@@ -59,6 +59,9 @@ from ._head import HeadTrainer as HeadTrainer
 from ._head import balanced_class_weights as balanced_class_weights
 from ._labels import LabelMap as LabelMap
 from ._labels import Prediction as Prediction
+from ._plots import load_images_for_display as load_images_for_display
+from ._plots import plot_folder_predictions as plot_folder_predictions
+from ._plots import plot_prediction_grid as plot_prediction_grid
 from ._preprocessing import Preprocessor as Preprocessor
 from ._registry import BackboneRegistry as BackboneRegistry
 from ._registry import default_registry as default_registry
@@ -123,6 +126,9 @@ __all__ = [
     "hub_cache_dir",
     "list_backbones",
     "load_backbone",
+    "load_images_for_display",
+    "plot_folder_predictions",
+    "plot_prediction_grid",
     "redact_url",
     "register_backbone",
     "register_resolver",

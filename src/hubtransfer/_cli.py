@@ -69,16 +69,6 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _load_images_for_grid(paths: Sequence[Any], limit: int) -> list[Any]:
-    from PIL import Image, ImageOps
-
-    images = []
-    for path in paths[:limit]:
-        with Image.open(path) as image:
-            images.append(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
-    return images
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from ._classifier import TransferClassifier
 
@@ -107,6 +97,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("Validation report:")
         print(report.format())
     print(f"Saved the model to {str(saved)!r}.")
+    if args.evaluate:
+        print(f"Evaluation on {args.evaluate!r}:")
+        print(model.evaluate(args.evaluate).format())
+    if args.plot:
+        from ._plots import plot_folder_predictions
+
+        plot_folder_predictions(
+            model, args.evaluate or args.data_dir, args.plot, count=args.plot_count
+        )
+        print(f"Wrote the prediction grid to {args.plot!r}.")
     return EXIT_OK
 
 
@@ -132,11 +132,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         for path, row, top in zip(paths, probabilities, order, strict=True)
     ]
     if args.plot:
-        from ._plots import plot_prediction_grid
+        from ._plots import load_images_for_display, plot_prediction_grid
 
         shown = paths[: args.plot_count]
         plot_prediction_grid(
-            _load_images_for_grid(shown, len(shown)),
+            load_images_for_display(shown),
             [r["predictions"][0]["label"] for r in results[: len(shown)]],
             args.plot,
         )
@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-early-stopping", action="store_true")
     train.add_argument("--no-cache", action="store_true", help="do not cache backbone features")
     train.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
+    train.add_argument(
+        "--evaluate", metavar="TEST_DIR", help="after training, evaluate on this labelled folder"
+    )
+    train.add_argument(
+        "--plot", metavar="PNG", help="write a grid of test (or training) images with predictions"
+    )
+    train.add_argument("--plot-count", type=_positive_int, default=64, help="images in the grid")
     train.set_defaults(run=_cmd_train)
 
     predict = commands.add_parser("predict", help="predict classes with a trained model")

@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from ._exceptions import HubTransferError, InvalidParameterError
 
-__all__ = ["plot_prediction_grid"]
+__all__ = ["load_images_for_display", "plot_folder_predictions", "plot_prediction_grid"]
 
 
 def _pyplot() -> Any:
@@ -91,3 +91,49 @@ def plot_prediction_grid(
         plt.close(figure)
         Path(temporary).unlink(missing_ok=True)
     return target
+
+
+def load_images_for_display(paths: Sequence[str | os.PathLike[str]]) -> list[npt.NDArray[Any]]:
+    """Reads image files as RGB arrays, upright (EXIF orientation applied), for plotting."""
+    from PIL import Image, ImageOps
+
+    images = []
+    for path in paths:
+        with Image.open(path) as image:
+            images.append(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
+    return images
+
+
+def plot_folder_predictions(
+    model: Any,
+    data_dir: str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    *,
+    count: int = 64,
+) -> Path:
+    """Writes a grid of images spread evenly over a labelled folder, with predictions.
+
+    Args:
+        model: A fitted :class:`~hubtransfer.TransferClassifier`.
+        data_dir: A folder with one sub-folder per class (classes the model knows).
+        path: PNG file to write.
+        count: Images in the grid (64 gives 8x8).
+
+    Returns:
+        The written file.
+    """
+    from ._data import scan_image_folder
+
+    collection = scan_image_folder(data_dir, classes=[str(c) for c in model.classes_])
+    size = min(count, len(collection))
+    chosen = sorted(set(np.linspace(0, len(collection) - 1, size).astype(int).tolist()))
+    paths = [collection.paths[i] for i in chosen]
+    true = [collection.classes[collection.labels[i]] for i in chosen]
+    predicted = [str(label) for label in model.predict(paths)]
+    return plot_prediction_grid(
+        load_images_for_display(paths),
+        predicted,
+        path,
+        true=true,
+        title=f"{model.backbone_.spec.name}: predicted (true)",
+    )
