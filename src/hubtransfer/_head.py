@@ -89,7 +89,8 @@ class HeadTrainer:
         hidden_units: Width of an optional hidden ReLU layer.
         label_smoothing: Label smoothing of the cross-entropy loss.
         l2: L2 penalty on the head's kernels.
-        class_weight: ``"balanced"``, a mapping class index → weight, or None.
+        class_weight: ``"balanced"``, a mapping class index → weight (classes
+            left out weigh 1), or None.
         early_stopping: With validation data, stop when the validation loss
             has not improved for ``patience`` epochs and restore the best
             weights.
@@ -102,7 +103,8 @@ class HeadTrainer:
         >>> rng = np.random.default_rng(0)
         >>> features = rng.normal(size=(60, 4)).astype("float32")
         >>> labels = (features[:, 0] > 0).astype("int64")
-        >>> trainer = hubtransfer.HeadTrainer(epochs=30, verbose=0).fit(features, labels)
+        >>> trainer = hubtransfer.HeadTrainer(epochs=30, learning_rate=0.05, verbose=0)
+        >>> trainer = trainer.fit(features, labels)
         >>> float((trainer.predict_proba(features).argmax(1) == labels).mean()) > 0.9
         True
     """
@@ -208,6 +210,12 @@ class HeadTrainer:
 
         Returns:
             ``self``, with ``head_`` and ``history_`` set.
+
+        Raises:
+            InvalidParameterError: For a bad parameter, or a ``class_weight``
+                key that is not a class index.
+            DatasetError: For features or labels of the wrong shape or type,
+                labels out of range, or fewer than two classes.
         """
         import tensorflow as tf
         import tf_keras
@@ -219,6 +227,12 @@ class HeadTrainer:
         )
         if n_classes is not None and int(y.max()) >= classes:
             raise DatasetError(f"A label is {int(y.max())}, but n_classes is {classes}.")
+        if classes < 2:
+            raise DatasetError(
+                "A head needs at least 2 classes; every label is 0. Pass labels of two or more "
+                "classes, or n_classes= if some classes have no training examples."
+            )
+        weights = _class_weights(self.class_weight, y, classes)
         tf_keras.utils.set_random_seed(self.seed)
         head = self.build_head(x.shape[1], classes)
         head.compile(
@@ -236,6 +250,11 @@ class HeadTrainer:
         callbacks = []
         if validation_data is not None:
             vx, vy = _check_xy(*validation_data, "validation features", "validation labels")
+            if int(vy.max()) >= classes:
+                raise DatasetError(
+                    f"A validation label is {int(vy.max())}, but there are {classes} classes "
+                    f"(labels 0 to {classes - 1})."
+                )
             if vx.shape[1] != x.shape[1]:
                 raise DatasetError(
                     f"Validation features have {vx.shape[1]} columns, "
@@ -248,18 +267,13 @@ class HeadTrainer:
                         monitor="val_loss", patience=self.patience, restore_best_weights=True
                     )
                 )
-        weights = self.class_weight
-        if weights == "balanced":
-            weights = balanced_class_weights(y, classes)
         options = tf.data.Options()
         options.autotune.enabled = False
         history = head.fit(
             train.with_options(options),
             validation_data=None if validation is None else validation.with_options(options),
             epochs=self.epochs,
-            class_weight=None
-            if weights is None
-            else {int(k): float(v) for k, v in dict(weights).items()},
+            class_weight=weights,
             callbacks=callbacks,
             verbose=2 if self.verbose else 0,
         )
@@ -306,6 +320,36 @@ class HeadTrainer:
         inputs = tf_keras.Input((height, width, 3), name="images")
         outputs = self.head_(backbone.layer(inputs))
         return tf_keras.Model(inputs, outputs, name="classifier")
+
+
+def _class_weights(
+    class_weight: ClassWeight, labels: npt.NDArray[np.int64], n_classes: int
+) -> dict[int, float] | None:
+    """The weight of every class, as Keras needs it (one entry per class, from 0)."""
+    if class_weight is None:
+        return None
+    if isinstance(class_weight, str):
+        return balanced_class_weights(labels, n_classes)
+    weights = {c: 1.0 for c in range(n_classes)}
+    for key, value in class_weight.items():
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise InvalidParameterError(
+                f"The 'class_weight' parameter of {_OWNER} maps class indexes to weights; "
+                f"got the key {key!r}. Use int class indexes, not names."
+            )
+        if not 0 <= key < n_classes:
+            raise InvalidParameterError(
+                f"The 'class_weight' parameter of {_OWNER} has the key {key!r}, but there are "
+                f"{n_classes} classes (indexes 0 to {n_classes - 1})."
+            )
+        number = float(value) if isinstance(value, (int, float, np.number)) else math.nan
+        if isinstance(value, bool) or not math.isfinite(number) or number < 0:
+            raise InvalidParameterError(
+                f"The 'class_weight' parameter of {_OWNER} must map classes to finite weights "
+                f">= 0. Got {value!r} for class {key!r}."
+            )
+        weights[int(key)] = number
+    return weights
 
 
 def _check_xy(
