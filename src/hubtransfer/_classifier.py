@@ -45,6 +45,20 @@ _HEAD_WEIGHTS: Final = "head.npz"
 _BACKBONE_DIR: Final = "backbone"
 _OWNER: Final = "TransferClassifier"
 
+_FITTED_STATE: Final = (
+    "trainer_",
+    "backbone_",
+    "preprocessor_",
+    "classes_",
+    "label_map_",
+    "history_",
+    "split_",
+    "n_features_in_",
+    "validation_report_",
+    "_store",
+    "_keras_model",
+)
+
 _HEAD_PARAMS: Final = (
     "epochs",
     "batch_size",
@@ -277,6 +291,9 @@ class TransferClassifier:
             ImageDecodeError: Listing files that are not decodable images.
         """
         self._validate()
+        # A refit that fails must not leave the old head beside a new backbone.
+        for name in _FITTED_STATE:
+            self.__dict__.pop(name, None)
         backbone = load_backbone(self.backbone)
         preprocessor = Preprocessor.from_spec(backbone.spec)
         store = (
@@ -449,10 +466,11 @@ class TransferClassifier:
                 "A tf.data.Dataset for fit() must yield (image, label) pairs; "
                 f"its elements are {spec!r}."
             )
-        batched = spec[0].shape.rank == 4
-        data = dataset if batched else dataset.batch(self.extraction_batch_size)
         preprocessor = self.preprocessor_
-        data = data.map(lambda images, labels: (preprocessor(images), labels))
+        data = dataset.map(lambda images, labels: (preprocessor(images), labels))
+        if spec[0].shape.rank != 4:
+            # Preprocessed first, so images of different sizes batch together.
+            data = data.batch(self.extraction_batch_size)
         labels: list[npt.NDArray[np.int64]] = []
 
         def images_only() -> Iterable[Any]:
@@ -477,14 +495,14 @@ class TransferClassifier:
         if _is_dataset(images):
             spec = images.element_spec
             image_spec = spec[0] if isinstance(spec, tuple) else spec
-            data = (
-                images if image_spec.shape.rank == 4 else images.batch(self.extraction_batch_size)
-            )
             preprocessor = self.preprocessor_
             if isinstance(spec, tuple):
-                data = data.map(lambda x, *_: preprocessor(x))
+                data = images.map(lambda x, *_: preprocessor(x))
             else:
-                data = data.map(preprocessor)
+                data = images.map(preprocessor)
+            if image_spec.shape.rank != 4:
+                # Preprocessed first, so images of different sizes batch together.
+                data = data.batch(self.extraction_batch_size)
             return self.backbone_.predict(data)
         if isinstance(images, (str, os.PathLike)):
             path = Path(images)

@@ -107,10 +107,21 @@ def evaluation_report(
     y = np.asarray(true, dtype=np.int64)
     scores = np.asarray(probabilities, dtype=np.float64)
     n_classes = len(classes)
+    if y.ndim != 1:
+        raise InvalidParameterError(
+            f"evaluation_report needs true labels shaped [n]; got {y.shape}."
+        )
     if scores.ndim != 2 or scores.shape != (len(y), n_classes):
         raise InvalidParameterError(
             f"evaluation_report needs probabilities shaped ({len(y)}, {n_classes}); "
             f"got {scores.shape}."
+        )
+    outside = y[(y < 0) | (y >= n_classes)]
+    if len(outside):
+        # A negative index would silently count as the last class.
+        raise InvalidParameterError(
+            f"evaluation_report got the true label {int(outside[0])}, outside the "
+            f"{n_classes} classes (labels 0 to {n_classes - 1})."
         )
     predicted = scores.argmax(axis=1) if len(y) else np.zeros(0, np.int64)
     matrix = np.zeros((n_classes, n_classes), np.int64)

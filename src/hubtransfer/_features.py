@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["FeatureStore", "extract_features", "file_digest"]
 
 _STORE_VERSION: Final = 1
-_DIGEST_LENGTH: Final = 64
 DEFAULT_CHUNK: Final = 1024
 """Images per shard: bounds memory during extraction and the work a crash loses."""
 
@@ -118,7 +117,8 @@ class FeatureStore:
                 features = np.load(shard / "features.npy", mmap_mode="r", allow_pickle=False)
                 if features.shape != (len(digests), self.feature_dim):
                     raise ValueError(f"features shaped {features.shape}, {len(digests)} digests")
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError, EOFError) as error:
+                # numpy raises EOFError for an empty .npy file, ValueError for a short one.
                 warnings.warn(
                     f"The feature-cache shard {str(shard)!r} is unreadable ({error}); "
                     "it is removed and its images are extracted again.",
@@ -158,7 +158,8 @@ class FeatureStore:
         temporary = self.directory / f".{name}.tmp"
         temporary.mkdir()
         try:
-            np.save(temporary / "digests.npy", np.asarray(digests, dtype=f"<U{_DIGEST_LENGTH}"))
+            # dtype=str sizes the strings to the longest key; a fixed width would cut longer ones.
+            np.save(temporary / "digests.npy", np.asarray(list(digests), dtype=str))
             np.save(temporary / "features.npy", array)
             os.replace(temporary, self.directory / name)
         finally:
