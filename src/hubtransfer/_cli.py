@@ -259,15 +259,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _quiet_tensorflow() -> None:
-    # TensorFlow's C++ start-up chatter would bury the one line a script reads.
+    """Loads TensorFlow and its devices with the process's stderr muted.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore
+    ``TF_CPP_MIN_LOG_LEVEL`` and would bury the one line a script reads.
+    A failed import still raises its Python exception as usual.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        import tensorflow  # noqa: F401
+
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+        tf.constant(0.0)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI; returns the exit code."""
-    _quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "backbones":
+        _quiet_tensorflow()
     from ._exceptions import HubTransferError
 
     run: Callable[[argparse.Namespace], int] = args.run

@@ -35,12 +35,12 @@ from typing import Any, Final, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
-import tensorflow as tf
 
 # IMAGE_EXTENSIONS lives in the TensorFlow-free _data module (folder scanning needs it
 # without TF); it is re-exported here beside the decoders it describes.
 from ._data import IMAGE_EXTENSIONS
 from ._exceptions import ImageDecodeError, InvalidParameterError
+from ._lazy import tensorflow as tf
 from ._spec import BackboneSpec, PreprocessingContract
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageInput", "Preprocessor"]
