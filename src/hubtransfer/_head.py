@@ -304,7 +304,12 @@ class HeadTrainer:
             )
         if not len(x):
             return np.zeros((0, self.n_classes_), np.float32)
-        return np.asarray(self.head_.predict(x, batch_size=batch_size, verbose=0), np.float32)
+        # Eager calls in fixed-size chunks: Keras' predict() retraces for every new input size.
+        chunks = [
+            self.head_(x[start : start + batch_size], training=False).numpy()
+            for start in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def combine(self, backbone: Backbone) -> Any:
         """One ``tf_keras`` model: preprocessed images in, class probabilities out."""

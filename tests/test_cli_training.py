@@ -1,0 +1,196 @@
+"""`hubtransfer train`, `predict` and `evaluate`, on folders and a tiny backbone made here."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hubtransfer
+from hubtransfer._cli import main
+from hubtransfer.testing import tiny_spec
+
+COLOURS = {"blue": (20, 40, 220), "green": (30, 200, 40), "red": (220, 30, 30)}
+
+
+def make_folder(root: Path, per_class: int = 10, seed: int = 0) -> Path:
+    """Class folders whose images differ by colour: learnable by the tiny backbone."""
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        for index in range(per_class):
+            noise = rng.integers(-25, 25, (32, 32, 3))
+            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{index:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_name(tiny_models: dict[str, Path]) -> Iterator[str]:
+    spec = tiny_spec(tiny_models["fv"], name="cli_tiny_fv")
+    hubtransfer.register_backbone(spec, replace=True)
+    yield spec.name
+    hubtransfer.default_registry().unregister(spec.name)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    root = tmp_path_factory.mktemp("cli-train")
+    data = make_folder(root / "data")
+    test = make_folder(root / "test", per_class=4, seed=1)
+    model = root / "model"
+    code = main(
+        [
+            "train", str(data), "--out", str(model), "--backbone", tiny_name,
+            "--epochs", "40", "--learning-rate", "0.05", "--quiet", "--seed", "3",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return model, test, tiny_name
+
+
+def test_train_saves_a_loadable_model_and_its_split(trained: tuple[Path, Path, str]) -> None:
+    model_dir, _, _ = trained
+    assert (model_dir / "hubtransfer.json").is_file()
+    split = hubtransfer.DataSplit.load(model_dir.parent / "model.split.json")
+    assert split.classes == ("blue", "green", "red")
+    assert len(split.validation) == 6
+    model = hubtransfer.TransferClassifier.load(model_dir)
+    assert list(model.classes_) == ["blue", "green", "red"]
+
+
+def test_train_prints_split_epochs_and_report(
+    tiny_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_folder(tmp_path / "data", per_class=5)
+    code = main(["train", str(data), "--out", str(tmp_path / "m"), "--backbone", tiny_name,
+                 "--epochs", "2"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "Split (seed 0): 12 train, 3 validation images." in captured.err
+    assert "Epoch 2/2" in captured.out
+    assert "Validation report:" in captured.out
+    assert "accuracy" in captured.out
+
+
+def test_predict_json_and_top_k(
+    trained: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, test, _ = trained
+    code = main(["predict", str(model_dir), str(test / "red"), "--top-k", "2", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    results = json.loads(captured.out)
+    assert len(results) == 4
+    assert all(len(r["predictions"]) == 2 for r in results)
+    assert [r["predictions"][0]["label"] for r in results] == ["red"] * 4
+
+
+def test_predict_writes_a_grid(trained: tuple[Path, Path, str], tmp_path: Path) -> None:
+    model_dir, test, _ = trained
+    grid = tmp_path / "grid.png"
+    assert main(["predict", str(model_dir), str(test), "--plot", str(grid)]) == 0
+    with Image.open(grid) as image:
+        assert image.format == "PNG"
+        assert image.size[0] > 300
+
+
+def test_evaluate_json_report(
+    trained: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, test, _ = trained
+    assert main(["evaluate", str(model_dir), str(test), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_samples"] == 12
+    model = hubtransfer.TransferClassifier.load(model_dir)
+    collection = hubtransfer.scan_image_folder(test)
+    predicted = model.predict(list(collection.paths))
+    truth = [collection.classes[label] for label in collection.labels]
+    assert report["accuracy"] == pytest.approx(np.mean(predicted == np.array(truth)))
+    assert np.array(report["confusion_matrix"]).trace() == round(report["accuracy"] * 12)
+    assert report["accuracy"] > 1 / 3
+
+
+def test_train_with_evaluate_and_plot(
+    tiny_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_folder(tmp_path / "data", per_class=6)
+    test = make_folder(tmp_path / "test", per_class=2, seed=4)
+    grid = tmp_path / "grid.png"
+    code = main(["train", str(data), "--out", str(tmp_path / "m"), "--backbone", tiny_name,
+                 "--epochs", "3", "--quiet", "--evaluate", str(test),
+                 "--plot", str(grid)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"Evaluation on {str(test)!r}:" in out
+    assert grid.is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "{missing}", "--out", "{tmp}/m"], "does not exist"),
+        (["train", "{one_class}", "--out", "{tmp}/m"], "at least 2 classes"),
+        (["evaluate", "{tmp}/no-model", "{tmp}"], "No saved model folder"),
+        (["predict", "{tmp}/no-model", "{tmp}"], "No saved model folder"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_1(
+    argv: list[str],
+    needle: str,
+    tiny_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    one_class = tmp_path / "one"
+    (one_class / "only").mkdir(parents=True)
+    Image.new("RGB", (32, 32)).save(one_class / "only" / "a.png")
+    Image.new("RGB", (32, 32)).save(one_class / "only" / "b.png")
+    values = {
+        "missing": str(tmp_path / "missing"),
+        "tmp": str(tmp_path),
+        "one_class": str(one_class),
+    }
+    filled = [part.format(**values) for part in argv]
+    if filled[0] == "train":
+        filled += ["--backbone", tiny_name, "--quiet"]
+    code = main(filled)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_numbers_are_usage_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["train", str(tmp_path), "--out", str(tmp_path / "m"), "--epochs", "-3"])
+    assert caught.value.code == 2
+    assert "--epochs" in capsys.readouterr().err
+
+
+def test_a_real_process_prints_one_error_line(tmp_path: Path) -> None:
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hubtransfer", "classify", str(tmp_path / "nope.jpg")],
+        capture_output=True, text=True, timeout=300, env=environment, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "nope.jpg" in lines[0]
+
+
+def test_importing_hubtransfer_does_not_load_tensorflow() -> None:
+    code = "import sys, hubtransfer; print('tensorflow' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "False"
