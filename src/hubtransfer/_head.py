@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HeadTrainer", "balanced_class_weights"]
 
+_STREAM_CHUNK_BYTES: Final = 64 << 20
+"""Bytes of features checked or read at a time when they are memory-mapped."""
+
 ClassWeight = Literal["balanced"] | Mapping[int, float] | None
 
 _OWNER: Final = "HeadTrainer"
@@ -241,11 +244,7 @@ class HeadTrainer:
             metrics=["accuracy"],
         )
         one_hot = np.eye(classes, dtype=np.float32)
-        train = (
-            tf.data.Dataset.from_tensor_slices((x, one_hot[y]))
-            .shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
-            .batch(self.batch_size)
-        )
+        train = _batches(x, one_hot[y], batch_size=self.batch_size, seed=self.seed, shuffle=True)
         validation = None
         callbacks = []
         if validation_data is not None:
@@ -260,7 +259,7 @@ class HeadTrainer:
                     f"Validation features have {vx.shape[1]} columns, "
                     f"training features {x.shape[1]}."
                 )
-            validation = tf.data.Dataset.from_tensor_slices((vx, one_hot[vy])).batch(1024)
+            validation = _batches(vx, one_hot[vy], batch_size=1024, seed=0, shuffle=False)
             if self.early_stopping:
                 callbacks.append(
                     tf_keras.callbacks.EarlyStopping(
@@ -360,7 +359,12 @@ def _class_weights(
 def _check_xy(
     features: npt.ArrayLike, labels: npt.ArrayLike, feature_name: str, label_name: str
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    x = np.asarray(features, dtype=np.float32)
+    # A float32 memory map stays on disk (np.asarray would keep it, astype would copy it).
+    x: npt.NDArray[np.float32] = (
+        features  # type: ignore[assignment]
+        if _is_float32_memmap(features)
+        else np.asarray(features, dtype=np.float32)
+    )
     y = np.asarray(labels)
     if x.ndim != 2 or not len(x):
         raise DatasetError(
@@ -375,6 +379,52 @@ def _check_xy(
         raise DatasetError(
             f"The {label_name} must be non-negative integer class indexes; got {y.dtype}."
         )
-    if not np.all(np.isfinite(x)):
-        raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
+    rows = max(1, _STREAM_CHUNK_BYTES // max(1, x.shape[1] * 4))
+    for start in range(0, len(x), rows):
+        if not np.all(np.isfinite(x[start : start + rows])):
+            raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
     return x, y.astype(np.int64)
+
+
+def _is_float32_memmap(value: object) -> bool:
+    return isinstance(value, np.memmap) and value.dtype == np.float32
+
+
+def _batches(
+    x: npt.NDArray[np.float32],
+    targets: npt.NDArray[np.float32],
+    *,
+    batch_size: int,
+    seed: int,
+    shuffle: bool,
+) -> Any:
+    """A tf.data pipeline of (features, one-hot) batches.
+
+    In-memory features are sliced by tf.data; a memory-mapped array is read
+    batch by batch from disk in a fresh seeded order each epoch, so features
+    larger than memory train with bounded memory.
+    """
+    import tensorflow as tf
+
+    if not _is_float32_memmap(x):
+        data = tf.data.Dataset.from_tensor_slices((x, targets))
+        if shuffle:
+            data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return data.batch(batch_size)
+    epoch = [0]
+
+    def generate() -> Any:
+        order = np.arange(len(x))
+        if shuffle:
+            np.random.default_rng([seed, epoch[0]]).shuffle(order)
+        epoch[0] += 1
+        for start in range(0, len(order), batch_size):
+            # Sorted reads within a batch keep the disk access mostly sequential.
+            chosen = np.sort(order[start : start + batch_size])
+            yield np.asarray(x[chosen]), targets[chosen]
+
+    signature = (
+        tf.TensorSpec((None, x.shape[1]), tf.float32),
+        tf.TensorSpec((None, targets.shape[1]), tf.float32),
+    )
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)

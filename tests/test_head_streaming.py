@@ -1,0 +1,66 @@
+"""HeadTrainer on memory-mapped features: trained batch by batch from disk."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hubtransfer import DatasetError, HeadTrainer
+from hubtransfer._head import _batches
+
+
+def _memmap(path: Path, array: np.ndarray) -> np.memmap:
+    stored = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=array.shape)
+    stored[:] = array
+    stored.flush()
+    return np.load(path, mmap_mode="r")
+
+
+def _problem(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    centres = rng.normal(0, 3, (3, 16)).astype(np.float32)
+    features = centres[labels] + rng.normal(0, 1, (n, 16)).astype(np.float32)
+    return features.astype(np.float32), labels
+
+
+def test_memory_mapped_features_train_like_in_memory_ones(tmp_path: Path) -> None:
+    everything, all_labels = _problem(490)
+    features, labels = everything[:400], all_labels[:400]
+    valid_x, valid_y = everything[400:], all_labels[400:]
+    mapped = _memmap(tmp_path / "features.npy", features)
+    trainer = HeadTrainer(epochs=15, learning_rate=0.01, verbose=0, seed=2)
+    trainer.fit(mapped, labels, validation_data=(_memmap(tmp_path / "v.npy", valid_x), valid_y))
+    in_memory = HeadTrainer(epochs=15, learning_rate=0.01, verbose=0, seed=2)
+    in_memory.fit(features, labels, validation_data=(valid_x, valid_y))
+    streamed_accuracy = (trainer.predict_proba(valid_x).argmax(1) == valid_y).mean()
+    memory_accuracy = (in_memory.predict_proba(valid_x).argmax(1) == valid_y).mean()
+    assert streamed_accuracy > 0.9
+    assert abs(streamed_accuracy - memory_accuracy) < 0.05
+    np.testing.assert_allclose(
+        trainer.predict_proba(mapped), trainer.predict_proba(features), rtol=1e-6
+    )
+
+
+def test_memory_mapped_batches_cover_every_row_once_per_epoch(tmp_path: Path) -> None:
+    features, labels = _problem(103)
+    mapped = _memmap(tmp_path / "features.npy", features)
+    targets = np.eye(3, dtype=np.float32)[labels]
+    data = _batches(mapped, targets, batch_size=10, seed=5, shuffle=True)
+    for _ in range(2):
+        rows = np.concatenate([batch.numpy() for batch, _ in data])
+        assert rows.shape == features.shape
+        # Every row appears exactly once: compare as sorted sets of rows.
+        assert np.array_equal(np.unique(rows, axis=0), np.unique(features, axis=0))
+    first = np.concatenate([b.numpy() for b, _ in data])
+    second = np.concatenate([b.numpy() for b, _ in data])
+    assert not np.array_equal(first, second), "each epoch should see a new order"
+
+
+def test_non_finite_memory_mapped_features_are_refused(tmp_path: Path) -> None:
+    features, labels = _problem(50)
+    features[37, 3] = np.nan
+    with pytest.raises(DatasetError, match="NaN"):
+        HeadTrainer(epochs=1, verbose=0).fit(_memmap(tmp_path / "f.npy", features), labels)
