@@ -109,7 +109,9 @@ def test_the_same_seed_gives_the_same_head() -> None:
         )
         return trainer.fit(features, labels).predict_proba(features)
 
-    np.testing.assert_array_equal(run(3), run(3))
+    first = run(3)
+    np.testing.assert_array_equal(run(3), first)
+    assert not np.array_equal(run(4), first)
 
 
 def test_early_stopping_restores_the_best_weights() -> None:
@@ -192,6 +194,7 @@ def test_a_partial_class_weight_mapping_weighs_the_rest_one() -> None:
         ({1: float("nan")}, "finite weights >= 0. Got nan for class 1."),
         ({1: "heavy"}, "finite weights >= 0. Got 'heavy' for class 1."),
     ],
+    ids=["key-too-large", "negative-key", "name-key", "negative-weight", "nan-weight", "text"],
 )
 def test_class_weight_mappings_are_checked(class_weight: object, message: str) -> None:
     features, labels = _separable(n=10, classes=2)
