@@ -21,6 +21,7 @@ from ._exceptions import BrokenCacheEntryError
 
 __all__ = [
     "build_atomically",
+    "replace_directory",
     "cache_dir",
     "check_savedmodel_dir",
     "hub_cache_dir",
@@ -107,6 +108,55 @@ def _file_lock(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swaps two paths in one atomic step (Linux renameat2); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return bool(result == 0)
+
+
+def replace_directory(source: Path, target: Path) -> None:
+    """Moves the folder ``source`` to ``target``, replacing an existing folder there.
+
+    Where the system can swap two paths atomically (Linux), a reader sees the
+    old folder or the new one at every instant. Elsewhere the old folder is
+    moved aside first and put back if the move fails, leaving a window of
+    microseconds with no folder at ``target``, never a partial one.
+    """
+    if not target.exists() and not target.is_symlink():
+        os.replace(source, target)
+        return
+    if not target.is_dir():
+        raise FileExistsError(f"{str(target)!r} exists and is not a folder")
+    if _exchange(source, target):
+        _remove_tree(source)
+        return
+    backup = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
+    os.replace(target, backup)
+    try:
+        os.replace(source, target)
+    except OSError:
+        os.replace(backup, target)
+        raise
+    _remove_tree(backup)
 
 
 def _remove_tree(path: Path) -> None:

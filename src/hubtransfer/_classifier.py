@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._backbone import Backbone, load_backbone
+from ._cache import replace_directory
 from ._catalog import DEFAULT_BACKBONE
 from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
 from ._evaluation import EvaluationReport, evaluation_report
@@ -620,7 +621,11 @@ class TransferClassifier:
         temporary.mkdir()
         try:
             self._write(temporary)
-            _replace_directory(temporary, target)
+            if target.exists() and not target.is_dir():
+                raise InvalidParameterError(
+                    f"Cannot save a model to {str(target)!r}: it exists and is not a folder."
+                )
+            replace_directory(temporary, target)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
         return target
@@ -806,25 +811,6 @@ def _verify_files(folder: Path, metadata: Mapping[str, Any]) -> None:
             f"The model folder {str(folder)!r} is damaged or was tampered with; files "
             f"{'; '.join(problems)}. Save the model again, or restore the folder from a copy."
         )
-
-
-def _replace_directory(source: Path, target: Path) -> None:
-    """Moves ``source`` to ``target``; an old ``target`` is kept until the move succeeded."""
-    if not target.exists():
-        os.replace(source, target)
-        return
-    if not target.is_dir():
-        raise InvalidParameterError(
-            f"Cannot save a model to {str(target)!r}: it exists and is not a folder."
-        )
-    backup = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
-    os.replace(target, backup)
-    try:
-        os.replace(source, target)
-    except OSError:
-        os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _relabel(collection: ImageCollection, names: Sequence[str]) -> npt.NDArray[np.int64]:
