@@ -50,6 +50,9 @@ from ._exceptions import UnsafeArchiveError as UnsafeArchiveError
 from ._features import FeatureStore as FeatureStore
 from ._features import extract_features as extract_features
 from ._features import file_digest as file_digest
+from ._finetune import Augmentation as Augmentation
+from ._finetune import FineTuneResult as FineTuneResult
+from ._finetune import trainable_groups as trainable_groups
 from ._handles import HandleResolver as HandleResolver
 from ._handles import cache_entry_for as cache_entry_for
 from ._handles import redact_url as redact_url
@@ -77,6 +80,7 @@ __all__ = [
     "DEFAULT_BACKBONE",
     "DEFAULT_CLASSIFIER",
     "IMAGE_EXTENSIONS",
+    "Augmentation",
     "Backbone",
     "BackbonePluginError",
     "BackboneRegistry",
@@ -90,6 +94,7 @@ __all__ = [
     "EmbeddedBackboneError",
     "EvaluationReport",
     "FeatureStore",
+    "FineTuneResult",
     "HandleError",
     "HandleResolver",
     "HandleUnreachableError",
@@ -137,4 +142,5 @@ __all__ = [
     "scan_image_folder",
     "spec_from_handle",
     "stratified_split",
+    "trainable_groups",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -11,13 +12,13 @@ import sys
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from ._backbone import Backbone, load_backbone
-from ._cache import replace_directory
+from ._cache import build_atomically, cache_dir, replace_directory
 from ._catalog import DEFAULT_BACKBONE
 from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
 from ._evaluation import EvaluationReport, evaluation_report
@@ -28,6 +29,7 @@ from ._exceptions import (
     NotFittedError,
 )
 from ._features import FeatureStore, extract_features
+from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
 from ._head import HeadTrainer
 from ._labels import LabelMap
 from ._preprocessing import IMAGE_EXTENSIONS, Preprocessor
@@ -58,6 +60,8 @@ _FITTED_STATE: Final = (
     "validation_report_",
     "_store",
     "_keras_model",
+    "fine_tune_result_",
+    "_files",
 )
 
 _HEAD_PARAMS: Final = (
@@ -138,6 +142,18 @@ class TransferClassifier:
         seed: Seed for the split, initialisation and shuffling.
         cache_features: Whether to keep features in the on-disk cache.
         extraction_batch_size: Images per backbone pass.
+        fine_tune: After the head converges, also train the top ``fine_tune``
+            layers of the backbone (or ``"all"``) with the head, at
+            ``fine_tune_learning_rate``, with BatchNorm kept in inference
+            mode. None (the default) keeps the backbone frozen. Needs image
+            files; costs a backbone forward and backward pass per image per
+            epoch.
+        fine_tune_epochs: Epochs of fine-tuning.
+        fine_tune_learning_rate: Adam's learning rate while fine-tuning.
+        augmentation: Random flips, rotations, zooms, brightness and contrast
+            while fine-tuning (``True`` for the defaults, or an
+            :class:`Augmentation`). It cannot apply to cached features, so
+            it needs ``fine_tune``.
         verbose: 0 silent; 1 progress and per-epoch metrics.
 
     Example:
@@ -166,6 +182,10 @@ class TransferClassifier:
         seed: int = 0,
         cache_features: bool = True,
         extraction_batch_size: int = 64,
+        fine_tune: int | Literal["all"] | None = None,
+        fine_tune_epochs: int = 3,
+        fine_tune_learning_rate: float = 1e-5,
+        augmentation: Augmentation | bool = False,
         verbose: int = 1,
     ) -> None:
         self.backbone = backbone
@@ -183,6 +203,10 @@ class TransferClassifier:
         self.seed = seed
         self.cache_features = cache_features
         self.extraction_batch_size = extraction_batch_size
+        self.fine_tune = fine_tune
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_learning_rate = fine_tune_learning_rate
+        self.augmentation = augmentation
         self.verbose = verbose
 
     # scikit-learn's parameter protocol -----------------------------------------------------
@@ -252,6 +276,44 @@ class TransferClassifier:
                 f"The 'cache_features' parameter of {_OWNER} must be a bool. "
                 f"Got {self.cache_features!r} instead."
             )
+        tune = self.fine_tune
+        if (
+            tune is not None
+            and tune != "all"
+            and (isinstance(tune, bool) or not isinstance(tune, int) or tune < 1)
+        ):
+            raise InvalidParameterError(
+                f"The 'fine_tune' parameter of {_OWNER} must be None, a positive int (the "
+                f"number of top layers) or 'all'. Got {tune!r} instead."
+            )
+        epochs = self.fine_tune_epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise InvalidParameterError(
+                f"The 'fine_tune_epochs' parameter of {_OWNER} must be a positive int. "
+                f"Got {epochs!r} instead."
+            )
+        rate = self.fine_tune_learning_rate
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float))
+            or not math.isfinite(rate)
+            or not 0 < rate < 1
+        ):
+            raise InvalidParameterError(
+                f"The 'fine_tune_learning_rate' parameter of {_OWNER} must be a float in "
+                f"(0, 1). Got {rate!r} instead."
+            )
+        if not isinstance(self.augmentation, (bool, Augmentation)):
+            raise InvalidParameterError(
+                f"The 'augmentation' parameter of {_OWNER} must be a bool or an Augmentation. "
+                f"Got {self.augmentation!r} instead."
+            )
+        if self.augmentation and tune is None:
+            raise InvalidParameterError(
+                f"The 'augmentation' parameter of {_OWNER} needs 'fine_tune': augmented "
+                "images change every epoch, so their features cannot be cached for a frozen "
+                "backbone. Set fine_tune=N (or 'all'), or leave augmentation off."
+            )
         batch = self.extraction_batch_size
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InvalidParameterError(
@@ -305,6 +367,7 @@ class TransferClassifier:
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor
         self._store = store
+        self._files: dict[str, tuple[Sequence[Path], npt.NDArray[np.int64]]] = {}
         train, validation, class_names, split = self._training_features(
             data, y, classes=classes, validation_data=validation_data
         )
@@ -323,6 +386,9 @@ class TransferClassifier:
         self.split_ = split
         self.n_features_in_ = int(train_x.shape[1])
         self._keras_model = None
+        self.fine_tune_result_: FineTuneResult | None = None
+        if self.fine_tune is not None:
+            validation = self._fine_tune(validation)
         if validation is not None:
             probabilities = trainer.predict_proba(validation[0])
             self.validation_report_: EvaluationReport | None = evaluation_report(
@@ -331,6 +397,65 @@ class TransferClassifier:
         else:
             self.validation_report_ = None
         return self
+
+    def _fine_tune(
+        self, validation: tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
+        """Fine-tunes the backbone's top layers; returns the new validation features."""
+        if "train" not in self._files:
+            raise InvalidParameterError(
+                "Fine-tuning reads the training images again for every epoch, so it needs "
+                "image files: fit on a folder, an ImageCollection, a DataSplit or image paths."
+            )
+        augmentation: Augmentation | None
+        if isinstance(self.augmentation, Augmentation):
+            augmentation = self.augmentation
+        else:
+            augmentation = Augmentation() if self.augmentation else None
+        assert self.fine_tune is not None  # checked by the caller
+        paths, labels = self._files["train"]
+        validation_files = self._files.get("validation")
+        trainable = load_backbone(self.backbone_.spec, trainable=True)
+        self.fine_tune_result_ = fine_tune(
+            trainable,
+            self.trainer_.head_,
+            self.preprocessor_,
+            list(paths),
+            labels.tolist(),
+            layers=self.fine_tune,
+            epochs=self.fine_tune_epochs,
+            learning_rate=self.fine_tune_learning_rate,
+            batch_size=self.batch_size,
+            augmentation=augmentation,
+            validation=None
+            if validation_files is None
+            else (list(validation_files[0]), validation_files[1].tolist()),
+            seed=self.seed,
+            verbose=self.verbose,
+        )
+        self.history_ = {
+            **self.trainer_.history_,
+            **{f"fine_tune_{k}": v for k, v in self.fine_tune_result_.history.items()},
+        }
+        # The fine-tuned weights become the model's backbone: saved as a SavedModel in the
+        # cache, so its content hash (and with it the feature-cache key) is new.
+        spec = dataclasses.replace(
+            self.backbone_.spec,
+            name=f"{self.backbone_.spec.name}_finetuned",
+            description=f"{self.backbone_.spec.name} fine-tuned by hubtransfer",
+            companion=None,
+        )
+        entry = cache_dir() / "finetuned" / uuid.uuid4().hex
+        build_atomically(entry, lambda folder: save_backbone(trainable, folder))
+        self.backbone_ = Backbone(spec, path=entry)
+        self._store = (
+            FeatureStore.for_backbone(self.backbone_, spec.preprocessing)
+            if self.cache_features
+            else None
+        )
+        if validation_files is None:
+            return validation
+        return self._features_of_files(validation_files[0]), validation_files[1]
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -383,6 +508,7 @@ class TransferClassifier:
                 self._features_of_files(train_collection.paths),
                 np.asarray(train_collection.labels, np.int64),
             )
+            self._files["train"] = (train_collection.paths, train[1])
             class_names = train_collection.classes
             validation = self._validation_features(validation_data, class_names)
             self._log(
@@ -404,12 +530,12 @@ class TransferClassifier:
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
         if validation_data is None:
             return None
+        if isinstance(validation_data, (str, os.PathLike)):
+            validation_data = scan_image_folder(validation_data, classes=class_names)
         if isinstance(validation_data, ImageCollection):
             labels = _relabel(validation_data, class_names)
+            self._files["validation"] = (validation_data.paths, labels)
             return self._features_of_files(validation_data.paths), labels
-        if isinstance(validation_data, (str, os.PathLike)):
-            collection = scan_image_folder(validation_data, classes=class_names)
-            return self._features_of_files(collection.paths), _relabel(collection, class_names)
         if isinstance(validation_data, tuple) and len(validation_data) == 2:
             features, labels, _ = self._features_and_labels(
                 validation_data[0], validation_data[1], classes=class_names
@@ -638,6 +764,8 @@ class TransferClassifier:
         params = self.get_params()
         if isinstance(params["backbone"], BackboneSpec):
             params["backbone"] = params["backbone"].name
+        if isinstance(params["augmentation"], Augmentation):
+            params["augmentation"] = dataclasses.asdict(params["augmentation"])
         if isinstance(params["class_weight"], Mapping):
             params["class_weight"] = {str(k): float(v) for k, v in params["class_weight"].items()}
         files = sorted(p for p in folder.rglob("*") if p.is_file())
@@ -707,6 +835,8 @@ class TransferClassifier:
             raise ModelFormatError(
                 f"The label map and the class list in {str(folder / _METADATA)!r} disagree."
             )
+        if isinstance(params.get("augmentation"), Mapping):
+            params["augmentation"] = Augmentation(**params["augmentation"])
         if isinstance(params.get("class_weight"), Mapping):
             params["class_weight"] = {int(k): v for k, v in params["class_weight"].items()}
         params["backbone"] = spec if spec.name not in _registered_names() else spec.name
