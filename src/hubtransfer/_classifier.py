@@ -154,6 +154,9 @@ class TransferClassifier:
             while fine-tuning (``True`` for the defaults, or an
             :class:`Augmentation`). It cannot apply to cached features, so
             it needs ``fine_tune``.
+        strategy: A ``tf.distribute.Strategy`` the head trains under
+            (``batch_size`` is then the global batch); None for the default
+            device. It is not saved with the model.
         verbose: 0 silent; 1 progress and per-epoch metrics.
 
     Example:
@@ -186,6 +189,7 @@ class TransferClassifier:
         fine_tune_epochs: int = 3,
         fine_tune_learning_rate: float = 1e-5,
         augmentation: Augmentation | bool = False,
+        strategy: Any = None,
         verbose: int = 1,
     ) -> None:
         self.backbone = backbone
@@ -207,6 +211,7 @@ class TransferClassifier:
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.augmentation = augmentation
+        self.strategy = strategy
         self.verbose = verbose
 
     # scikit-learn's parameter protocol -----------------------------------------------------
@@ -251,6 +256,7 @@ class TransferClassifier:
         return HeadTrainer(
             **{name: getattr(self, name) for name in _HEAD_PARAMS},
             verbose=self.verbose,
+            strategy=self.strategy,
         )
 
     def _validate(self) -> None:
@@ -764,6 +770,7 @@ class TransferClassifier:
         params = self.get_params()
         if isinstance(params["backbone"], BackboneSpec):
             params["backbone"] = params["backbone"].name
+        params["strategy"] = None  # a live object of this process, not a setting
         if isinstance(params["augmentation"], Augmentation):
             params["augmentation"] = dataclasses.asdict(params["augmentation"])
         if isinstance(params["class_weight"], Mapping):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -100,6 +101,10 @@ class HeadTrainer:
         patience: Epochs without improvement before stopping.
         seed: Seed for weight initialisation, dropout and shuffling.
         verbose: 0 silent, 1 one line per epoch.
+        strategy: A ``tf.distribute.Strategy`` to train under (e.g.
+            ``MirroredStrategy`` for several GPUs, ``MultiWorkerMirroredStrategy``
+            for several machines), or None for the default device.
+            ``batch_size`` is then the global batch, split across replicas.
 
     Example:
         >>> import numpy as np, hubtransfer
@@ -127,6 +132,7 @@ class HeadTrainer:
         patience: int = 5,
         seed: int = 0,
         verbose: int = 1,
+        strategy: Any = None,
     ) -> None:
         self.epochs = epochs
         self.batch_size = batch_size
@@ -140,11 +146,17 @@ class HeadTrainer:
         self.patience = patience
         self.seed = seed
         self.verbose = verbose
+        self.strategy = strategy
 
     def validate(self, owner: str = _OWNER) -> None:
         """Checks every parameter, naming the first bad one in an InvalidParameterError."""
         _check_int(self.epochs, "epochs", minimum=1, owner=owner)
         _check_int(self.batch_size, "batch_size", minimum=1, owner=owner)
+        if self.strategy is not None:
+            import tensorflow as tf
+
+            if not isinstance(self.strategy, tf.distribute.Strategy):
+                raise _bad("strategy", "a tf.distribute.Strategy or None", self.strategy, owner)
         _check_float(
             self.learning_rate, "learning_rate", low=0.0, high=10.0, owner=owner, open_low=True
         )
@@ -237,12 +249,14 @@ class HeadTrainer:
             )
         weights = _class_weights(self.class_weight, y, classes)
         tf_keras.utils.set_random_seed(self.seed)
-        head = self.build_head(x.shape[1], classes)
-        head.compile(
-            optimizer=tf_keras.optimizers.Adam(self.learning_rate),
-            loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
-            metrics=["accuracy"],
-        )
+        scope = self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        with scope:
+            head = self.build_head(x.shape[1], classes)
+            head.compile(
+                optimizer=tf_keras.optimizers.Adam(self.learning_rate),
+                loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
+                metrics=["accuracy"],
+            )
         one_hot = np.eye(classes, dtype=np.float32)
         train = _batches(x, one_hot[y], batch_size=self.batch_size, seed=self.seed, shuffle=True)
         validation = None
@@ -268,6 +282,10 @@ class HeadTrainer:
                 )
         options = tf.data.Options()
         options.autotune.enabled = False
+        # Each worker takes every n-th batch element: works for in-memory and streamed data.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
         history = head.fit(
             train.with_options(options),
             validation_data=None if validation is None else validation.with_options(options),
