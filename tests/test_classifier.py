@@ -518,3 +518,45 @@ def test_fashion_mnist_sample_with_the_embedded_backbone(tmp_path: Path) -> None
     assert accuracy > 0.6
     loaded = TransferClassifier.load(model.save(tmp_path / "fashion"))
     np.testing.assert_array_equal(loaded.predict_proba(test_folder), probabilities)
+
+
+# --- Calibration and export ------------------------------------------------------------------
+
+
+def test_fit_calibrates_on_the_validation_split(fitted: TransferClassifier, colours: Path) -> None:
+    report = fitted.calibration_report_
+    assert report is not None
+    assert report.n_samples == 6
+    assert fitted.temperature_ == report.temperature
+    raw = fitted.predict_proba(colours / "red", calibrated=False)
+    calibrated = fitted.predict_proba(colours / "red")
+    np.testing.assert_allclose(
+        calibrated, hubtransfer.apply_temperature(raw, fitted.temperature_), atol=1e-6
+    )
+    np.testing.assert_array_equal(calibrated.argmax(1), raw.argmax(1))
+
+
+def test_predict_with_min_confidence(fitted: TransferClassifier, colours: Path) -> None:
+    assert set(fitted.predict(colours / "red", min_confidence=1.0).tolist()) == {"unknown"}
+    answers = fitted.predict(colours / "red", min_confidence=0.0, unknown_label="?")
+    np.testing.assert_array_equal(answers, fitted.predict(colours / "red"))
+    with pytest.raises(InvalidParameterError, match=r"'min_confidence'.*Got 2"):
+        fitted.predict(colours / "red", min_confidence=2)
+
+
+def test_calibration_survives_save_and_load(saved: Path, fitted: TransferClassifier) -> None:
+    loaded = TransferClassifier.load(saved)
+    assert loaded.temperature_ == fitted.temperature_
+    assert loaded.calibration_report_ == fitted.calibration_report_
+
+
+def test_without_validation_there_is_no_temperature(
+    colours: Path, spec: hubtransfer.BackboneSpec
+) -> None:
+    model = TransferClassifier(backbone=spec, validation_split=0.0, **FAST).fit(colours)
+    assert model.temperature_ is None and model.calibration_report_ is None
+
+
+def test_export_is_export_model(fitted: TransferClassifier, tmp_path: Path) -> None:
+    folder = fitted.export(tmp_path / "tflite", format="tflite")
+    assert (folder / "model.tflite").is_file()

@@ -194,3 +194,43 @@ def test_importing_hubtransfer_does_not_load_tensorflow() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+# --- Calibration and export (hubtransfer._calibration, hubtransfer._export) ----------------------
+
+
+def test_predict_min_confidence_answers_unknown(
+    trained: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    model, test, _ = trained
+    assert main(["predict", str(model), str(test / "red"), "--min-confidence", "1", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert {r["label"] for r in results} == {"unknown"}
+    assert all(r["predictions"][0]["label"] == "red" for r in results)
+    assert main(["predict", str(model), str(test / "red"), "--min-confidence", "0"]) == 0
+    assert "unknown" not in capsys.readouterr().out
+
+
+def test_predict_rejects_a_min_confidence_outside_0_to_1(trained: tuple[Path, Path, str]) -> None:
+    model, test, _ = trained
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", str(model), str(test), "--min-confidence", "1.5"])
+    assert exit_info.value.code == 2
+
+
+def test_export_writes_a_tflite_model(
+    trained: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = trained[0]
+    out = tmp_path / "export"
+    assert main(["export", str(model), str(out), "--format", "tflite"]) == 0
+    assert "Exported tflite (float32)" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "hubtransfer-export.json",
+        "labels.txt",
+        "model.tflite",
+    ]
+    assert (out / "labels.txt").read_text().split() == sorted(COLOURS)
+    code = main(["export", str(model), str(out), "--format", "tflite", "--quantization", "int8"])
+    assert code == 1
+    assert "needs representative_data" in capsys.readouterr().err

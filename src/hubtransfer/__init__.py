@@ -15,6 +15,16 @@ from ._backbone import resolve_spec as resolve_spec
 from ._backbone import spec_from_handle as spec_from_handle
 from ._cache import cache_dir as cache_dir
 from ._cache import hub_cache_dir as hub_cache_dir
+from ._calibration import CalibrationReport as CalibrationReport
+from ._calibration import ReliabilityCurve as ReliabilityCurve
+from ._calibration import apply_temperature as apply_temperature
+from ._calibration import calibration_report as calibration_report
+from ._calibration import confidence_threshold as confidence_threshold
+from ._calibration import expected_calibration_error as expected_calibration_error
+from ._calibration import fit_temperature as fit_temperature
+from ._calibration import negative_log_likelihood as negative_log_likelihood
+from ._calibration import reliability_curve as reliability_curve
+from ._calibration import with_unknown as with_unknown
 from ._catalog import DEFAULT_BACKBONE as DEFAULT_BACKBONE
 from ._catalog import DEFAULT_CLASSIFIER as DEFAULT_CLASSIFIER
 from ._classifier import TransferClassifier as TransferClassifier
@@ -37,6 +47,7 @@ from ._exceptions import BrokenCacheEntryError as BrokenCacheEntryError
 from ._exceptions import DatasetError as DatasetError
 from ._exceptions import DuplicateBackboneError as DuplicateBackboneError
 from ._exceptions import EmbeddedBackboneError as EmbeddedBackboneError
+from ._exceptions import ExportError as ExportError
 from ._exceptions import HandleError as HandleError
 from ._exceptions import HandleUnreachableError as HandleUnreachableError
 from ._exceptions import HubTransferError as HubTransferError
@@ -47,6 +58,9 @@ from ._exceptions import ModelFormatError as ModelFormatError
 from ._exceptions import NotFittedError as NotFittedError
 from ._exceptions import UnknownBackboneError as UnknownBackboneError
 from ._exceptions import UnsafeArchiveError as UnsafeArchiveError
+from ._export import ExportFormat as ExportFormat
+from ._export import Quantization as Quantization
+from ._export import export_model as export_model
 from ._features import FeatureStore as FeatureStore
 from ._features import extract_features as extract_features
 from ._features import file_digest as file_digest
@@ -86,6 +100,7 @@ __all__ = [
     "BackboneRegistry",
     "BackboneSpec",
     "BrokenCacheEntryError",
+    "CalibrationReport",
     "ClassMetrics",
     "Classification",
     "DataSplit",
@@ -93,6 +108,8 @@ __all__ = [
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
     "EvaluationReport",
+    "ExportError",
+    "ExportFormat",
     "FeatureStore",
     "FineTuneResult",
     "HandleError",
@@ -112,35 +129,46 @@ __all__ = [
     "Prediction",
     "PreprocessingContract",
     "Preprocessor",
+    "Quantization",
+    "ReliabilityCurve",
     "SkipReason",
     "SkippedFile",
     "TransferClassifier",
     "UnknownBackboneError",
     "UnsafeArchiveError",
     "__version__",
+    "apply_temperature",
     "balanced_class_weights",
     "cache_dir",
     "cache_entry_for",
+    "calibration_report",
     "classify",
+    "confidence_threshold",
     "default_registry",
     "evaluation_report",
+    "expected_calibration_error",
+    "export_model",
     "extract_features",
     "file_digest",
+    "fit_temperature",
     "from_paths",
     "get_backbone_spec",
     "hub_cache_dir",
     "list_backbones",
     "load_backbone",
     "load_images_for_display",
+    "negative_log_likelihood",
     "plot_folder_predictions",
     "plot_prediction_grid",
     "redact_url",
     "register_backbone",
     "register_resolver",
+    "reliability_curve",
     "resolve_handle",
     "resolve_spec",
     "scan_image_folder",
     "spec_from_handle",
     "stratified_split",
     "trainable_groups",
+    "with_unknown",
 ]

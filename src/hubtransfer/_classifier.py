@@ -19,6 +19,12 @@ import numpy.typing as npt
 
 from ._backbone import Backbone, load_backbone
 from ._cache import build_atomically, cache_dir, replace_directory
+from ._calibration import (
+    CalibrationReport,
+    apply_temperature,
+    calibration_report,
+    with_unknown,
+)
 from ._catalog import DEFAULT_BACKBONE
 from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
 from ._evaluation import EvaluationReport, evaluation_report
@@ -28,6 +34,7 @@ from ._exceptions import (
     ModelFormatError,
     NotFittedError,
 )
+from ._export import ExportFormat, Quantization, export_model, temperature_scaled_head
 from ._features import FeatureStore, extract_features
 from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
 from ._head import HeadTrainer
@@ -58,6 +65,8 @@ _FITTED_STATE: Final = (
     "split_",
     "n_features_in_",
     "validation_report_",
+    "calibration_report_",
+    "temperature_",
     "_store",
     "_keras_model",
     "fine_tune_result_",
@@ -395,11 +404,18 @@ class TransferClassifier:
         self.fine_tune_result_: FineTuneResult | None = None
         if self.fine_tune is not None:
             validation = self._fine_tune(validation)
+        self.calibration_report_: CalibrationReport | None = None
+        self.temperature_: float | None = None
         if validation is not None:
             probabilities = trainer.predict_proba(validation[0])
             self.validation_report_: EvaluationReport | None = evaluation_report(
                 validation[1], probabilities, class_names
             )
+            # Temperature scaling on the held-out split (Guo et al. 2017): the answers stay,
+            # the probabilities become trustworthy enough for predict(min_confidence=...).
+            self.calibration_report_ = calibration_report(probabilities, validation[1])
+            self.temperature_ = self.calibration_report_.temperature
+            self._log(f"Calibration: {self.calibration_report_.format()}")
         else:
             self.validation_report_ = None
         return self
@@ -653,24 +669,57 @@ class TransferClassifier:
         pixels = self.preprocessor_.batch(items)
         return self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
 
-    def predict_proba(self, images: Any) -> npt.NDArray[np.float32]:
+    def predict_proba(self, images: Any, *, calibrated: bool = True) -> npt.NDArray[np.float32]:
         """Class probabilities, columns in the order of ``classes_``.
 
         Args:
             images: A folder (its images, recursively), image paths, bytes,
                 arrays, an image array ``[n, h, w, c]`` or a
                 ``tf.data.Dataset`` of images (or of ``(image, label)``).
+            calibrated: Apply ``temperature_`` (fitted on the validation
+                split; absent without one). It never changes the most
+                likely class.
 
         Returns:
             ``[n, len(classes_)]`` probabilities; rows sum to 1.
         """
         self._check_fitted()
-        return self.trainer_.predict_proba(self._features_for_prediction(images))
+        probabilities = self.trainer_.predict_proba(self._features_for_prediction(images))
+        temperature = self.temperature_ if calibrated else None
+        if temperature is None or temperature == 1.0:
+            return probabilities
+        return apply_temperature(probabilities, temperature).astype(np.float32)
 
-    def predict(self, images: Any) -> npt.NDArray[np.str_]:
-        """The most likely class name per image (see :meth:`predict_proba`)."""
+    def predict(
+        self,
+        images: Any,
+        *,
+        min_confidence: float | None = None,
+        unknown_label: str = "unknown",
+    ) -> npt.NDArray[np.str_]:
+        """The most likely class name per image (see :meth:`predict_proba`).
+
+        Args:
+            images: As for :meth:`predict_proba`.
+            min_confidence: If given, images whose top (calibrated)
+                probability is below it are answered ``unknown_label``:
+                a classifier otherwise names one of its classes even for an
+                image that shows none of them.
+            unknown_label: The answer for those images; not a class name.
+
+        Example:
+            >>> model.predict("photos/", min_confidence=0.6)  # doctest: +SKIP
+            array(['daisy', 'unknown', 'tulips'], dtype='<U7')
+        """
         probabilities = self.predict_proba(images)
-        return np.asarray(self.classes_[probabilities.argmax(axis=1)])
+        if min_confidence is None:
+            return np.asarray(self.classes_[probabilities.argmax(axis=1)])
+        return with_unknown(
+            probabilities,
+            self.classes_,
+            min_confidence=min_confidence,
+            unknown_label=unknown_label,
+        )
 
     def _labelled(self, data: Any, y: Any) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         names = tuple(str(c) for c in self.classes_)
@@ -722,11 +771,52 @@ class TransferClassifier:
         return self.evaluate(data, y, top_k=(1,)).accuracy
 
     def to_keras(self) -> Any:
-        """One ``tf_keras`` model: preprocessed images in, probabilities out."""
+        """One ``tf_keras`` model: preprocessed images in, probabilities out.
+
+        The probabilities are those of :meth:`predict_proba`: calibrated by
+        ``temperature_`` when there is one.
+        """
         self._check_fitted()
         if self._keras_model is None:
-            self._keras_model = self.trainer_.combine(self.backbone_)
+            if self.temperature_ is None:
+                self._keras_model = self.trainer_.combine(self.backbone_)
+            else:
+                import tf_keras
+
+                height, width = self.backbone_.spec.input_size
+                inputs = tf_keras.Input((height, width, 3), name="images")
+                head = temperature_scaled_head(self.trainer_.head_, self.temperature_)
+                outputs = head(self.backbone_.layer(inputs))
+                self._keras_model = tf_keras.Model(inputs, outputs, name="classifier")
         return self._keras_model
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: ExportFormat = "saved_model",
+        quantization: Quantization = "float32",
+        representative_data: str
+        | os.PathLike[str]
+        | Sequence[str | os.PathLike[str]]
+        | None = None,
+        calibrated: bool = True,
+    ) -> Path:
+        """Exports the classifier for serving; see :func:`hubtransfer.export_model`.
+
+        Example:
+            >>> model.export("export/tflite", format="tflite", quantization="int8",
+            ...     representative_data="photos/")  # doctest: +SKIP
+            PosixPath('export/tflite')
+        """
+        return export_model(
+            self,
+            path,
+            format=format,
+            quantization=quantization,
+            representative_data=representative_data,
+            calibrated=calibrated,
+        )
 
     # Persistence --------------------------------------------------------------------------
 
@@ -796,6 +886,9 @@ class TransferClassifier:
             },
             "params": params,
             "history": self.history_,
+            "calibration": (
+                None if self.calibration_report_ is None else self.calibration_report_.to_json()
+            ),
             "files": {p.relative_to(folder).as_posix(): _sha256(p) for p in files},
         }
         with open(folder / _METADATA, "w", encoding="utf8") as handle:
@@ -822,6 +915,11 @@ class TransferClassifier:
             params = dict(metadata["params"])
             head_info = metadata["head"]
             expected_hash = metadata["backbone"]["content_hash"]
+            # Absent in models saved before calibration existed: they load uncalibrated.
+            calibration = metadata.get("calibration")
+            calibration_report_ = (
+                None if calibration is None else CalibrationReport.from_json(calibration)
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFormatError(
                 f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error!r}). "
@@ -877,6 +975,10 @@ class TransferClassifier:
         model.split_ = None
         model.n_features_in_ = trainer.feature_dim_
         model.validation_report_ = None
+        model.calibration_report_ = calibration_report_
+        model.temperature_ = (
+            None if calibration_report_ is None else calibration_report_.temperature
+        )
         model._keras_model = None
         return model
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +31,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
     return value
 
 
@@ -122,14 +133,21 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     classes = [str(c) for c in model.classes_]
     k = min(args.top_k, len(classes))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    if args.min_confidence is None:
+        answers = [classes[int(top[0])] for top in order]
+    else:
+        from ._calibration import with_unknown
+
+        answers = with_unknown(probabilities, classes, min_confidence=args.min_confidence).tolist()
     results: list[dict[str, Any]] = [
         {
             "source": str(path),
+            "label": answer,
             "predictions": [
                 {"label": classes[j], "index": int(j), "score": float(row[j])} for j in top
             ],
         }
-        for path, row, top in zip(paths, probabilities, order, strict=True)
+        for path, answer, row, top in zip(paths, answers, probabilities, order, strict=True)
     ]
     if args.plot:
         from ._plots import load_images_for_display, plot_prediction_grid
@@ -137,7 +155,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         shown = paths[: args.plot_count]
         plot_prediction_grid(
             load_images_for_display(shown),
-            [r["predictions"][0]["label"] for r in results[: len(shown)]],
+            [r["label"] for r in results[: len(shown)]],
             args.plot,
         )
     if args.json:
@@ -145,7 +163,40 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         return EXIT_OK
     for result in results:
         best = result["predictions"]
-        print(f"{result['source']}: " + ", ".join(f"{p['label']} {p['score']:.1%}" for p in best))
+        scores = ", ".join(f"{p['label']} {p['score']:.1%}" for p in best)
+        if result["label"] != best[0]["label"]:
+            scores = f"{result['label']} (best: {scores})"
+        print(f"{result['source']}: {scores}")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from ._classifier import TransferClassifier
+    from ._export import EXPORT_METADATA, export_model
+
+    model = TransferClassifier.load(args.model_dir)
+    folder = export_model(
+        model,
+        args.out,
+        format=args.format,
+        quantization=args.quantization,
+        representative_data=args.representative_data,
+        calibrated=not args.uncalibrated,
+    )
+    with open(folder / EXPORT_METADATA, encoding="utf8") as handle:
+        description = json.load(handle)
+    if args.json:
+        print(json.dumps(description, indent=2))
+        return EXIT_OK
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    source, result = description["input"], description["output"]
+    print(f"Exported {args.format} ({args.quantization}) to {str(folder)!r}, {size / 1e6:.1f} MB.")
+    print(
+        f"  input  {source['name']}: {source['dtype']} {source['shape']}, {source['description']}"
+    )
+    print(
+        f"  output {result['name']}: {result['dtype']} {result['shape']}, {result['description']}"
+    )
     return EXIT_OK
 
 
@@ -243,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=_positive_int, default=1)
     predict.add_argument("--json", action="store_true")
     predict.add_argument(
+        "--min-confidence",
+        type=_probability,
+        default=None,
+        metavar="P",
+        help="answer 'unknown' where the top (calibrated) probability is below P",
+    )
+    predict.add_argument(
         "--plot", metavar="PNG", help="write a grid of images titled with predictions"
     )
     predict.add_argument("--plot-count", type=_positive_int, default=64, help="images in the grid")
@@ -255,6 +313,33 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("data_dir", metavar="DATA_DIR")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=_cmd_evaluate)
+
+    export = commands.add_parser(
+        "export", help="export a trained model as a SavedModel, a Keras model or a TFLite file"
+    )
+    export.add_argument("model_dir", metavar="MODEL_DIR")
+    export.add_argument(
+        "out", metavar="OUT", help="folder to write (an earlier export there is replaced)"
+    )
+    export.add_argument(
+        "--format", choices=["saved_model", "tflite", "keras"], default="saved_model"
+    )
+    export.add_argument(
+        "--quantization",
+        choices=["float32", "float16", "dynamic_int8", "int8"],
+        default="float32",
+        help="TFLite only; int8 needs --representative-data",
+    )
+    export.add_argument(
+        "--representative-data",
+        metavar="DIR",
+        help="images to calibrate int8 with (the training folder is ideal)",
+    )
+    export.add_argument(
+        "--uncalibrated", action="store_true", help="export without the fitted temperature"
+    )
+    export.add_argument("--json", action="store_true", help="print the export's description")
+    export.set_defaults(run=_cmd_export)
     return parser
 
 

@@ -14,6 +14,7 @@ naturally catch::
     │   ├── BrokenCacheEntryError
     │   └── UnsafeArchiveError
     ├── EmbeddedBackboneError (RuntimeError)
+    ├── ExportError (RuntimeError)
     ├── ImageDecodeError (ValueError)
     ├── LabelMapError (ValueError)
     ├── DatasetError (ValueError)
@@ -32,6 +33,7 @@ __all__ = [
     "DatasetError",
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
+    "ExportError",
     "HandleError",
     "HandleUnreachableError",
     "HubTransferError",
@@ -96,6 +98,10 @@ class UnsafeArchiveError(HandleError):
 
 class EmbeddedBackboneError(HubTransferError, RuntimeError):
     """The embedded backbone's weights are missing, altered or unconvertible."""
+
+
+class ExportError(HubTransferError, RuntimeError):
+    """A fitted classifier cannot be written in the requested export format."""
 
 
 class ImageDecodeError(HubTransferError, ValueError):
