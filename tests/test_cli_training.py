@@ -234,3 +234,24 @@ def test_export_writes_a_tflite_model(
     code = main(["export", str(model), str(out), "--format", "tflite", "--quantization", "int8"])
     assert code == 1
     assert "needs representative_data" in capsys.readouterr().err
+
+
+def test_train_curves_and_evaluate_confusion_matrix_pictures(
+    trained: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, test, tiny_name = trained
+    data = make_folder(tmp_path / "data", per_class=5)
+    curves = tmp_path / "curves.png"
+    code = main(["train", str(data), "--out", str(tmp_path / "m"), "--backbone", tiny_name,
+                 "--epochs", "2", "--quiet", "--curves", str(curves)])  # fmt: skip
+    assert code == 0
+    assert curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    confusion = tmp_path / "confusion.png"
+    code = main(["evaluate", str(model_dir), str(test), "--json", "--plot", str(confusion),
+                 "--normalize", "true"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0
+    assert confusion.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads(captured.out)["n_samples"] == 12  # stdout stays pure JSON
+    assert "Wrote the confusion matrix" in captured.err

@@ -77,8 +77,11 @@ from ._head import balanced_class_weights as balanced_class_weights
 from ._labels import LabelMap as LabelMap
 from ._labels import Prediction as Prediction
 from ._plots import load_images_for_display as load_images_for_display
+from ._plots import plot_confusion_matrix as plot_confusion_matrix
 from ._plots import plot_folder_predictions as plot_folder_predictions
 from ._plots import plot_prediction_grid as plot_prediction_grid
+from ._plots import plot_reliability_diagram as plot_reliability_diagram
+from ._plots import plot_training_curves as plot_training_curves
 from ._preprocessing import Preprocessor as Preprocessor
 from ._registry import BackboneRegistry as BackboneRegistry
 from ._registry import default_registry as default_registry
@@ -158,8 +161,11 @@ __all__ = [
     "load_backbone",
     "load_images_for_display",
     "negative_log_likelihood",
+    "plot_confusion_matrix",
     "plot_folder_predictions",
     "plot_prediction_grid",
+    "plot_reliability_diagram",
+    "plot_training_curves",
     "redact_url",
     "register_backbone",
     "register_resolver",

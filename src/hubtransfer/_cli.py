@@ -118,6 +118,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             model, args.evaluate or args.data_dir, args.plot, count=args.plot_count
         )
         print(f"Wrote the prediction grid to {args.plot!r}.")
+    if args.curves:
+        from ._plots import plot_training_curves
+
+        plot_training_curves(model.history_, args.curves, title=model.backbone_.spec.name)
+        print(f"Wrote the training curves to {args.curves!r}.")
     return EXIT_OK
 
 
@@ -210,6 +215,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print(report.format())
+    if args.plot:
+        from ._plots import plot_confusion_matrix
+
+        plot_confusion_matrix(report, args.plot, normalize=args.normalize)
+        # With --json, stdout holds the JSON alone.
+        print(
+            f"Wrote the confusion matrix to {args.plot!r}.",
+            file=sys.stderr if args.json else sys.stdout,
+        )
     return EXIT_OK
 
 
@@ -266,17 +280,41 @@ def build_parser() -> argparse.ArgumentParser:
         default="efficientnet_lite0_embedded_fv",
         help="feature-vector backbone name or handle (default: the embedded, offline one)",
     )
-    train.add_argument("--epochs", type=_positive_int, default=20)
-    train.add_argument("--batch-size", type=_positive_int, default=32)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
-    train.add_argument("--dropout", type=float, default=0.0)
-    train.add_argument("--hidden-units", type=_positive_int, default=None)
-    train.add_argument("--label-smoothing", type=float, default=0.0)
-    train.add_argument("--l2", type=float, default=0.0)
-    train.add_argument("--class-weight", choices=["balanced"], default=None)
-    train.add_argument("--validation-split", type=float, default=0.2)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--no-early-stopping", action="store_true")
+    train.add_argument(
+        "--epochs", type=_positive_int, default=20, help="training epochs of the head"
+    )
+    train.add_argument(
+        "--batch-size", type=_positive_int, default=32, help="features per gradient step"
+    )
+    train.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's learning rate")
+    train.add_argument("--dropout", type=float, default=0.0, help="dropout before the output layer")
+    train.add_argument(
+        "--hidden-units", type=_positive_int, default=None, help="width of a hidden layer"
+    )
+    train.add_argument(
+        "--label-smoothing", type=float, default=0.0, help="label smoothing of the loss"
+    )
+    train.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the head's kernels")
+    train.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        default=None,
+        help="weigh classes by n / (classes * count), for imbalanced folders",
+    )
+    train.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.2,
+        help="fraction of each class held out (stratified, seeded) for validation",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed of the split, initialisation and shuffling"
+    )
+    train.add_argument(
+        "--no-early-stopping",
+        action="store_true",
+        help="train every epoch (default: stop when the validation loss stalls)",
+    )
     train.add_argument("--no-cache", action="store_true", help="do not cache backbone features")
     train.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
     train.add_argument(
@@ -286,13 +324,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--plot", metavar="PNG", help="write a grid of test (or training) images with predictions"
     )
     train.add_argument("--plot-count", type=_positive_int, default=64, help="images in the grid")
+    train.add_argument(
+        "--curves", metavar="PNG", help="write the loss and accuracy per epoch (training curves)"
+    )
     train.set_defaults(run=_cmd_train)
 
     predict = commands.add_parser("predict", help="predict classes with a trained model")
-    predict.add_argument("model_dir", metavar="MODEL_DIR")
-    predict.add_argument("images", nargs="+", metavar="IMAGE_OR_DIR")
-    predict.add_argument("--top-k", type=_positive_int, default=1)
-    predict.add_argument("--json", action="store_true")
+    predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by train")
+    predict.add_argument(
+        "images", nargs="+", metavar="IMAGE_OR_DIR", help="image files or folders (recursive)"
+    )
+    predict.add_argument("--top-k", type=_positive_int, default=1, help="classes per image")
+    predict.add_argument("--json", action="store_true", help="print the results as JSON")
     predict.add_argument(
         "--min-confidence",
         type=_probability,
@@ -309,9 +352,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="evaluate a trained model on a folder of class sub-folders"
     )
-    evaluate.add_argument("model_dir", metavar="MODEL_DIR")
-    evaluate.add_argument("data_dir", metavar="DATA_DIR")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by train")
+    evaluate.add_argument(
+        "data_dir", metavar="DATA_DIR", help="labelled folder: one sub-folder per class"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--plot", metavar="PNG", help="write the confusion matrix")
+    evaluate.add_argument(
+        "--normalize",
+        choices=["true", "pred", "all"],
+        default=None,
+        help="with --plot: fractions of each true class (rows), predicted class (columns) "
+        "or all images, instead of counts",
+    )
     evaluate.set_defaults(run=_cmd_evaluate)
 
     export = commands.add_parser(

@@ -1,0 +1,1 @@
+"""An example hubtransfer plugin: backbone specs published through an entry point."""
