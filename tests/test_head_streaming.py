@@ -64,3 +64,41 @@ def test_non_finite_memory_mapped_features_are_refused(tmp_path: Path) -> None:
     features[37, 3] = np.nan
     with pytest.raises(DatasetError, match="NaN"):
         HeadTrainer(epochs=1, verbose=0).fit(_memmap(tmp_path / "f.npy", features), labels)
+
+
+def test_fit_streams_features_above_the_memory_budget(
+    tiny_models: dict[str, Path],
+    tmp_path: Path,
+    isolated_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PIL import Image
+
+    import hubtransfer
+    from hubtransfer import _classifier
+    from hubtransfer.testing import tiny_spec
+
+    rng = np.random.default_rng(0)
+    for name, colour in {"blue": (20, 20, 230), "red": (230, 20, 20)}.items():
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for index in range(10):
+            pixels = np.clip(np.array(colour) + rng.integers(-20, 20, (32, 32, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(tmp_path / "data" / name / f"{index}.png")
+    seen: list[bool] = []
+    original = HeadTrainer.fit
+
+    def recording_fit(
+        self: HeadTrainer, features: np.ndarray, *args: object, **kw: object
+    ) -> object:
+        seen.append(isinstance(features, np.memmap))
+        return original(self, features, *args, **kw)  # type: ignore[arg-type]
+
+    # A budget of 3 images' features: 16 training images must be memory-mapped.
+    monkeypatch.setattr(_classifier, "IN_MEMORY_FEATURE_BYTES", 3 * 8 * 4)
+    monkeypatch.setattr(HeadTrainer, "fit", recording_fit)
+    model = hubtransfer.TransferClassifier(
+        tiny_spec(tiny_models["fv"], name="stream_tiny_fv"), epochs=20, learning_rate=0.1, verbose=0
+    ).fit(tmp_path / "data")
+    assert seen == [True]
+    assert model.score(tmp_path / "data") > 0.9
+    assert not list((isolated_cache / "tmp").glob("*.npy")), "the temporary file is unlinked"

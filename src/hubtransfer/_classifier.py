@@ -73,6 +73,9 @@ _FITTED_STATE: Final = (
     "_files",
 )
 
+IN_MEMORY_FEATURE_BYTES = 1 << 30
+"""Above this many bytes of features, fit keeps them in a memory-mapped file."""
+
 _HEAD_PARAMS: Final = (
     "epochs",
     "batch_size",
@@ -484,14 +487,36 @@ class TransferClassifier:
             print(message, file=sys.stderr)
 
     def _features_of_files(self, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
-        return extract_features(
-            self.backbone_,
-            self.preprocessor_,
-            paths,
-            store=self._store,
-            batch_size=self.extraction_batch_size,
-            verbose=bool(self.verbose),
+        def extract(part: Sequence[Path]) -> npt.NDArray[np.float32]:
+            return extract_features(
+                self.backbone_,
+                self.preprocessor_,
+                part,
+                store=self._store,
+                batch_size=self.extraction_batch_size,
+                verbose=bool(self.verbose),
+            )
+
+        width = self.backbone_.output_dim
+        if len(paths) * width * 4 <= IN_MEMORY_FEATURE_BYTES:
+            return extract(paths)
+        # Larger than the budget: fill a memory-mapped file chunk by chunk; the head
+        # trainer then streams it from disk batch by batch.
+        folder = cache_dir() / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        file = folder / f"features-{uuid.uuid4().hex}.npy"
+        mapped = np.lib.format.open_memmap(
+            file, mode="w+", dtype=np.float32, shape=(len(paths), width)
         )
+        chunk = max(1, IN_MEMORY_FEATURE_BYTES // (width * 4))
+        for start in range(0, len(paths), chunk):
+            mapped[start : start + chunk] = extract(paths[start : start + chunk])
+        mapped.flush()
+        del mapped
+        reader: npt.NDArray[np.float32] = np.load(file, mmap_mode="r")
+        # Unlinked at once: the mapping keeps the data readable until it is released.
+        file.unlink()
+        return reader
 
     def _training_features(
         self,
