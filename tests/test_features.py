@@ -19,6 +19,8 @@ from PIL import Image
 
 import hubtransfer
 from hubtransfer import FeatureStore, extract_features, file_digest
+from hubtransfer._features import AUTO_CONVERSION_MIN_IMAGES
+from hubtransfer._runtime import TFLITE_ATOL, TFLITE_RTOL, select_runtime
 from hubtransfer.testing import tiny_spec
 
 
@@ -196,21 +198,26 @@ def test_for_backbone_defaults_to_the_cache(
 
 
 class _Counted:
-    """A loaded tiny backbone whose ``predict`` counts the images it runs on."""
+    """The tiny backbone's real runtime (``select_runtime``), counting the images it runs on.
+
+    Tests pass it as ``extract_features(..., runtime=counted)``.
+    """
 
     def __init__(self, backbone: hubtransfer.Backbone) -> None:
         self.backbone = backbone
+        self.runtime = select_runtime(backbone)
         self.images = 0
         self.calls = 0
-        original = backbone.predict
 
-        def counting_predict(images: object, **options: object) -> np.ndarray:
-            result = original(images, **options)  # type: ignore[arg-type]
-            self.calls += 1
-            self.images += len(result)
-            return result
+    @property
+    def name(self) -> str:
+        return self.runtime.name
 
-        backbone.predict = counting_predict  # type: ignore[method-assign]
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        result = self.runtime(batch)
+        self.calls += 1
+        self.images += len(result)
+        return result
 
 
 @pytest.fixture
@@ -239,13 +246,15 @@ def test_stored_features_equal_direct_extraction_and_are_reused(
 ) -> None:
     paths = _write_images(tmp_path / "images", 10)
     backbone = counted.backbone
-    direct = extract_features(backbone, preprocessor, paths, batch_size=4, verbose=False)
+    direct = extract_features(
+        backbone, preprocessor, paths, batch_size=4, verbose=False, runtime=counted
+    )
     assert direct.shape == (10, 8)
     assert direct.dtype == np.float32
     store = FeatureStore(tmp_path / "store", feature_dim=8)
     counted.images = 0
     first = extract_features(
-        backbone, preprocessor, paths, store=store, batch_size=4, verbose=False
+        backbone, preprocessor, paths, store=store, batch_size=4, verbose=False, runtime=counted
     )
     np.testing.assert_allclose(first, direct, rtol=1e-6, atol=1e-7)
     assert counted.images == 10
@@ -253,7 +262,11 @@ def test_stored_features_equal_direct_extraction_and_are_reused(
 
     counted.calls = counted.images = 0
     again = extract_features(
-        backbone, preprocessor, paths[::-1], store=FeatureStore(store.directory, feature_dim=8)
+        backbone,
+        preprocessor,
+        paths[::-1],
+        store=FeatureStore(store.directory, feature_dim=8),
+        runtime=counted,
     )
     assert counted.calls == 0
     np.testing.assert_array_equal(again, first[::-1])
@@ -269,7 +282,12 @@ def test_identical_files_are_extracted_once(
     shutil.copyfile(paths[1], copy)
     store = FeatureStore(tmp_path / "store", feature_dim=8)
     features = extract_features(
-        counted.backbone, preprocessor, [*paths, copy, paths[1]], store=store, verbose=False
+        counted.backbone,
+        preprocessor,
+        [*paths, copy, paths[1]],
+        store=store,
+        verbose=False,
+        runtime=counted,
     )
     assert counted.images == 4
     assert len(store) == 4
@@ -283,7 +301,13 @@ def test_a_corrupt_shard_is_extracted_again(
     paths = _write_images(tmp_path / "images", 6)
     store = FeatureStore(tmp_path / "store", feature_dim=8)
     expected = extract_features(
-        counted.backbone, preprocessor, paths, store=store, chunk_size=3, verbose=False
+        counted.backbone,
+        preprocessor,
+        paths,
+        store=store,
+        chunk_size=3,
+        verbose=False,
+        runtime=counted,
     )
     broken = _shards(store.directory)[0]
     (broken / "features.npy").write_bytes((broken / "features.npy").read_bytes()[:-16])
@@ -295,6 +319,7 @@ def test_a_corrupt_shard_is_extracted_again(
             paths,
             store=FeatureStore(store.directory, feature_dim=8),
             verbose=False,
+            runtime=counted,
         )
     assert counted.images == 3
     np.testing.assert_allclose(features, expected, rtol=1e-6, atol=1e-7)
@@ -310,7 +335,13 @@ def test_a_crash_keeps_finished_chunks(
     store = FeatureStore(tmp_path / "store", feature_dim=8)
     with pytest.raises(hubtransfer.ImageDecodeError, match=re.escape(str(bad))):
         extract_features(
-            counted.backbone, preprocessor, paths, store=store, chunk_size=3, verbose=False
+            counted.backbone,
+            preprocessor,
+            paths,
+            store=store,
+            chunk_size=3,
+            verbose=False,
+            runtime=counted,
         )
     # The first chunk (three images) was stored before the second one failed.
     assert len(FeatureStore(store.directory, feature_dim=8)) == 3
@@ -326,9 +357,10 @@ def test_a_crash_keeps_finished_chunks(
         store=FeatureStore(store.directory, feature_dim=8),
         chunk_size=3,
         verbose=False,
+        runtime=counted,
     )
     assert counted.images == 4
-    direct = extract_features(counted.backbone, preprocessor, paths, verbose=False)
+    direct = extract_features(counted.backbone, preprocessor, paths, verbose=False, runtime=counted)
     np.testing.assert_allclose(features, direct, rtol=1e-6, atol=1e-7)
 
 
@@ -340,7 +372,9 @@ def test_extraction_reports_progress(
 ) -> None:
     paths = _write_images(tmp_path / "images", 5)
     store = FeatureStore(tmp_path / "store", feature_dim=8)
-    extract_features(counted.backbone, preprocessor, paths, store=store, chunk_size=2)
+    extract_features(
+        counted.backbone, preprocessor, paths, store=store, chunk_size=2, runtime=counted
+    )
     err = capsys.readouterr().err
     assert "Extracting features: 2/5 images" in err
     assert "Extracting features: 5/5 images" in err
@@ -351,6 +385,81 @@ def test_no_images_gives_no_features(
     counted: _Counted, preprocessor: hubtransfer.Preprocessor, tmp_path: Path
 ) -> None:
     store = FeatureStore(tmp_path / "store", feature_dim=8)
-    features = extract_features(counted.backbone, preprocessor, [], store=store, verbose=False)
+    features = extract_features(
+        counted.backbone, preprocessor, [], store=store, verbose=False, runtime=counted
+    )
     assert features.shape == (0, 8)
     assert counted.calls == 0
+
+
+# --- Runtimes ------------------------------------------------------------------------------
+
+
+def test_runtime_choices_give_the_same_features(
+    tiny_models: dict[str, Path],
+    preprocessor: hubtransfer.Preprocessor,
+    tmp_path: Path,
+    isolated_cache: Path,
+) -> None:
+    paths = _write_images(tmp_path / "images", 9)
+    backbone = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
+    reference = backbone.predict(preprocessor.batch(paths))
+    for runtime in ("tensorflow", "auto"):
+        features = extract_features(
+            backbone, preprocessor, paths, batch_size=4, verbose=False, runtime=runtime
+        )
+        np.testing.assert_allclose(features, reference, rtol=1e-6, atol=1e-7)
+    # Nine images are too few to pay for a conversion.
+    assert AUTO_CONVERSION_MIN_IMAGES > 9
+    assert not (isolated_cache / "tflite").exists()
+
+    on_tflite = extract_features(
+        backbone, preprocessor, paths, batch_size=4, verbose=False, runtime="tflite"
+    )
+    np.testing.assert_allclose(on_tflite, reference, rtol=TFLITE_RTOL, atol=TFLITE_ATOL)
+    assert len(list((isolated_cache / "tflite").glob("*.tflite"))) == 1
+    # Once converted, "auto" uses the model for any number of images.
+    again = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
+    on_auto = extract_features(again, preprocessor, paths, batch_size=5, verbose=False)
+    np.testing.assert_array_equal(on_auto, on_tflite)
+
+
+def test_the_store_is_shared_by_both_runtimes(
+    tiny_models: dict[str, Path],
+    preprocessor: hubtransfer.Preprocessor,
+    tmp_path: Path,
+    isolated_cache: Path,
+) -> None:
+    """Features agree to ~1e-6 across runtimes, so the store's key leaves the runtime out."""
+    paths = _write_images(tmp_path / "images", 5)
+    backbone = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
+    contract = backbone.spec.preprocessing
+    store = FeatureStore.for_backbone(backbone, contract, root=tmp_path / "stores")
+    first = extract_features(
+        backbone, preprocessor, paths, store=store, verbose=False, runtime="tensorflow"
+    )
+    # All stored: "auto" needs no runtime at all, so nothing is converted.
+    again = extract_features(
+        backbone,
+        preprocessor,
+        paths,
+        store=FeatureStore.for_backbone(backbone, contract, root=tmp_path / "stores"),
+        verbose=False,
+        runtime="auto",
+    )
+    np.testing.assert_array_equal(again, first)
+    assert not (isolated_cache / "tflite").exists()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", None, 3])
+def test_unknown_runtimes_are_rejected(
+    counted: _Counted, preprocessor: hubtransfer.Preprocessor, runtime: object
+) -> None:
+    with pytest.raises(hubtransfer.InvalidParameterError, match="'runtime' parameter"):
+        extract_features(
+            counted.backbone,
+            preprocessor,
+            [],
+            verbose=False,
+            runtime=runtime,  # type: ignore[arg-type]
+        )

@@ -88,6 +88,12 @@ from ._registry import default_registry as default_registry
 from ._registry import get_backbone_spec as get_backbone_spec
 from ._registry import list_backbones as list_backbones
 from ._registry import register_backbone as register_backbone
+from ._runtime import FeatureRuntime as FeatureRuntime
+from ._runtime import TensorFlowRuntime as TensorFlowRuntime
+from ._runtime import TFLiteRuntime as TFLiteRuntime
+from ._runtime import TFLiteUnavailableError as TFLiteUnavailableError
+from ._runtime import select_runtime as select_runtime
+from ._runtime import tflite_model_for as tflite_model_for
 from ._spec import BackboneSpec as BackboneSpec
 from ._spec import OutputKind as OutputKind
 from ._spec import PreprocessingContract as PreprocessingContract
@@ -113,6 +119,7 @@ __all__ = [
     "EvaluationReport",
     "ExportError",
     "ExportFormat",
+    "FeatureRuntime",
     "FeatureStore",
     "FineTuneResult",
     "HandleError",
@@ -136,6 +143,9 @@ __all__ = [
     "ReliabilityCurve",
     "SkipReason",
     "SkippedFile",
+    "TFLiteRuntime",
+    "TFLiteUnavailableError",
+    "TensorFlowRuntime",
     "TransferClassifier",
     "UnknownBackboneError",
     "UnsafeArchiveError",
@@ -173,8 +183,10 @@ __all__ = [
     "resolve_handle",
     "resolve_spec",
     "scan_image_folder",
+    "select_runtime",
     "spec_from_handle",
     "stratified_split",
+    "tflite_model_for",
     "trainable_groups",
     "with_unknown",
 ]

@@ -154,6 +154,11 @@ class TransferClassifier:
         seed: Seed for the split, initialisation and shuffling.
         cache_features: Whether to keep features in the on-disk cache.
         extraction_batch_size: Images per backbone pass.
+        runtime: How the frozen backbone runs during feature extraction:
+            "auto" (TensorFlow Lite with XNNPACK when it converts and matches
+            TensorFlow within 1e-4 + 1e-3*|f|, else TensorFlow with a
+            warning), "tflite" (or an error), "tensorflow". Features agree to
+            about 1e-5, so the feature cache is shared.
         fine_tune: After the head converges, also train the top ``fine_tune``
             layers of the backbone (or ``"all"``) with the head, at
             ``fine_tune_learning_rate``, with BatchNorm kept in inference
@@ -197,6 +202,7 @@ class TransferClassifier:
         seed: int = 0,
         cache_features: bool = True,
         extraction_batch_size: int = 64,
+        runtime: Literal["auto", "tflite", "tensorflow"] = "auto",
         fine_tune: int | Literal["all"] | None = None,
         fine_tune_epochs: int = 3,
         fine_tune_learning_rate: float = 1e-5,
@@ -219,6 +225,7 @@ class TransferClassifier:
         self.seed = seed
         self.cache_features = cache_features
         self.extraction_batch_size = extraction_batch_size
+        self.runtime = runtime
         self.fine_tune = fine_tune
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_learning_rate = fine_tune_learning_rate
@@ -331,6 +338,11 @@ class TransferClassifier:
                 f"The 'augmentation' parameter of {_OWNER} needs 'fine_tune': augmented "
                 "images change every epoch, so their features cannot be cached for a frozen "
                 "backbone. Set fine_tune=N (or 'all'), or leave augmentation off."
+            )
+        if self.runtime not in ("auto", "tflite", "tensorflow"):
+            raise InvalidParameterError(
+                f"The 'runtime' parameter of {_OWNER} must be 'auto', 'tflite' or 'tensorflow'. "
+                f"Got {self.runtime!r} instead."
             )
         batch = self.extraction_batch_size
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -495,6 +507,7 @@ class TransferClassifier:
                 store=self._store,
                 batch_size=self.extraction_batch_size,
                 verbose=bool(self.verbose),
+                runtime=self.runtime,
             )
 
         width = self.backbone_.output_dim
