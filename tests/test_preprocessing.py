@@ -13,7 +13,7 @@ import tensorflow as tf
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from PIL import Image
+from PIL import Image, ImageOps
 
 import hubtransfer
 from hubtransfer import (
@@ -23,7 +23,7 @@ from hubtransfer import (
     PreprocessingContract,
     Preprocessor,
 )
-from hubtransfer._preprocessing import IMAGE_EXTENSIONS
+from hubtransfer._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 
 SIZE = (8, 6)
 UNIT = Preprocessor(PreprocessingContract(input_size=SIZE))
@@ -537,3 +537,181 @@ def test_lossless_round_trip_matches_arrays(image: np.ndarray) -> None:
     batch = UNIT.batch([image, png, bmp])
     np.testing.assert_array_equal(batch[0], batch[1])
     np.testing.assert_array_equal(batch[0], batch[2])
+
+
+# EXIF orientation ----------------------------------------------------------------------------
+
+
+def with_orientation(image: Image.Image, image_format: str, orientation: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    options: dict[str, object] = (
+        {"quality": 100, "subsampling": 0} if image_format == "JPEG" else {}
+    )
+    return encode(image, image_format, exif=exif.tobytes(), **options)
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_like_pillow(
+    write: Callable[[str, bytes], Path], image_format: str, orientation: int
+) -> None:
+    data = with_orientation(Image.fromarray(gradient(18, 10)), image_format, orientation)
+    path = write(f"turned.{image_format.lower()}", data)
+    upright = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    # The TensorFlow path (orientation parsed with graph ops) ...
+    decoded = UNIT.decode(data).numpy()
+    assert decoded.shape == upright.shape
+    difference = np.abs(decoded.astype(int) - upright)
+    if image_format == "PNG":
+        assert difference.max() == 0
+    else:  # libjpeg builds differ by a few levels; a wrong turn differs by dozens
+        assert difference.mean() < 3
+    # ... and the Python paths (orientation read with the header) agree with each other.
+    preprocessor = Preprocessor(PreprocessingContract(input_size=upright.shape[:2]))
+    expected = preprocessor(decoded).numpy()
+    np.testing.assert_allclose(preprocessor.load(path).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(preprocessor.batch([data])[0], expected, atol=1e-6)
+    [batch] = list(preprocessor.dataset([path]).as_numpy_iterator())
+    np.testing.assert_allclose(batch[0], expected, atol=1e-6)
+
+
+def test_exif_orientation_in_a_big_endian_exif_block(write: Callable[[str, bytes], Path]) -> None:
+    # Pillow writes little-endian EXIF; cameras also write big-endian ("MM") blocks.
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + b"\x01\x12\x00\x03\x00\x00\x00\x01"
+    tiff += b"\x00\x08\x00\x00" + b"\x00\x00\x00\x00"
+    segment = b"Exif\x00\x00" + tiff
+    plain = encode(Image.fromarray(gradient(9, 5)), "JPEG", quality=100)
+    data = plain[:2] + b"\xff\xe1" + (len(segment) + 2).to_bytes(2, "big") + segment + plain[2:]
+    assert Image.open(write("mm.jpg", data)).getexif()[0x0112] == 8
+    assert UNIT.decode(data).shape == (5, 9, 3)
+    assert UNIT.batch([data]).shape == (1, *SIZE, 3)
+
+
+def test_dataset_reads_orientation_per_file(write: Callable[[str, bytes], Path]) -> None:
+    image = Image.fromarray(gradient(9, 5))
+    paths = [write(f"{o}.jpg", with_orientation(image, "JPEG", o)) for o in (1, 6, 3, 8)]
+    preprocessor = Preprocessor(PreprocessingContract(input_size=(9, 9)))
+    from_dataset = np.concatenate(
+        list(preprocessor.dataset(paths, batch_size=3).as_numpy_iterator())
+    )
+    np.testing.assert_allclose(from_dataset, preprocessor.batch(paths), atol=1e-6)
+    # Upright, the four differ: 6 and 8 are mirror images of each other, 3 of 1.
+    np.testing.assert_allclose(from_dataset[2], from_dataset[0][::-1, ::-1], atol=0.05)
+
+
+# Palette transparency, 12-bit JPEG ----------------------------------------------------------
+
+
+def test_palette_png_with_transparency_gives_the_stored_colours(
+    write: Callable[[str, bytes], Path],
+) -> None:
+    image = Image.new("P", (4, 4), 0)
+    image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    image.paste(1, (2, 0, 4, 4))
+    path = write("p.png", encode(image, "PNG", transparency=0))
+    decoded = UNIT.decode(path.read_bytes()).numpy()
+    np.testing.assert_array_equal(decoded, np.asarray(Image.open(path).convert("RGB")))
+    assert decoded[0, 0].tolist() == [255, 0, 0] and decoded[0, 3].tolist() == [0, 255, 0]
+
+
+def test_twelve_bit_jpeg_is_refused_by_name(write: Callable[[str, bytes], Path]) -> None:
+    data = encode(solid(), "JPEG")
+    sof = data.index(b"\xff\xc0")
+    path = write("deep.jpg", data[: sof + 4] + bytes([12]) + data[sof + 5 :])
+    with pytest.raises(ImageDecodeError, match=r"deep\.jpg' is a 12-bit JPEG; TensorFlow decodes"):
+        UNIT.load(path)
+
+
+# The pixel limit ------------------------------------------------------------------------------
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims a huge image (a decompression bomb's calling card)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bombs_are_refused_before_decoding(
+    write: Callable[[str, bytes], Path],
+) -> None:
+    bomb = write("bomb.png", png_header_claiming(20_000, 20_000))
+    message = (
+        r"bomb\.png' has 20,000 x 20,000 pixels = 400,000,000 pixels, more than the limit of "
+        r"89,478,485 that guards against decompression bombs\. Downscale it, or raise the "
+        r"limit: max_pixels=400_000_000 or more \(None turns the check off\)"
+    )
+    with pytest.raises(ImageDecodeError, match=message):
+        UNIT.load(bomb)
+    with pytest.raises(ImageDecodeError, match=r"images\[0\] \(\d+ bytes\) has 20,000 x 20,000"):
+        UNIT.batch([bomb.read_bytes()])
+    with pytest.raises(ImageDecodeError, match=r"(?s)1 of 1 files.*bomb\.png' has 20,000 x 20,000"):
+        UNIT.dataset([bomb])
+    # The TensorFlow path checks the header too, before allocating anything.
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more pixels than the limit"):
+        UNIT.decode(bomb.read_bytes())
+
+
+def test_the_pixel_limit_is_configurable(write: Callable[[str, bytes], Path]) -> None:
+    path = write("g.png", encode(Image.fromarray(gradient(10, 10)), "PNG"))
+    strict = Preprocessor(PreprocessingContract(input_size=SIZE), max_pixels=99)
+    with pytest.raises(
+        ImageDecodeError, match="10 x 10 pixels = 100 pixels, more than the limit of 99"
+    ):
+        strict.load(path)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="limit of 99"):
+        strict.decode(path.read_bytes())
+    assert Preprocessor(UNIT.contract, max_pixels=100).load(path).shape == (*SIZE, 3)
+    assert Preprocessor(UNIT.contract, max_pixels=None).load(path).shape == (*SIZE, 3)
+    # Arrays are already decoded: the limit is about what decoding would allocate.
+    assert strict.batch([gradient(10, 10)]).shape == (1, *SIZE, 3)
+
+
+def test_an_animated_gif_counts_every_frame(write: Callable[[str, bytes], Path]) -> None:
+    frames = [Image.new("RGB", (10, 10), (i * 80, 0, 0)) for i in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=40)
+    path = write("anim.gif", buffer.getvalue())
+    limited = Preprocessor(UNIT.contract, max_pixels=250)
+    with pytest.raises(
+        ImageDecodeError, match=r"3 frames of up to 10 x 10 pixels, 300 pixels in all"
+    ):
+        limited.load(path)
+    assert Preprocessor(UNIT.contract, max_pixels=300).load(path).shape == (*SIZE, 3)
+
+
+def test_max_pixels_parameter() -> None:
+    contract = PreprocessingContract(input_size=SIZE)
+    limited = Preprocessor(contract, max_pixels=1000)
+    assert limited.max_pixels == 1000 and UNIT.max_pixels == DEFAULT_MAX_PIXELS
+    assert limited != UNIT and limited == Preprocessor(contract, max_pixels=1000)
+    assert hash(limited) == hash(Preprocessor(contract, max_pixels=1000))
+    assert repr(limited).endswith(", max_pixels=1000)") and "max_pixels" not in repr(UNIT)
+    assert pickle.loads(pickle.dumps(limited)) == limited
+    spec = BackboneSpec(
+        name="fv", handle="/m", input_size=SIZE, output_kind="feature_vector", feature_dim=2
+    )
+    assert Preprocessor.from_spec(spec, max_pixels=None).max_pixels is None
+    for bad in (0, -5, 2.5, True, "1000"):
+        with pytest.raises(InvalidParameterError, match="'max_pixels' parameter of Preprocessor"):
+            Preprocessor(contract, max_pixels=bad)  # type: ignore[arg-type]
+
+
+def test_sixteen_bit_rgb_png(write: Callable[[str, bytes], Path]) -> None:
+    values = np.full((3, 4, 3), 0, np.uint16)
+    values[..., 0] = 65535
+    values[..., 1] = 257 * 128
+    path = write("deep_rgb.png", tf.io.encode_png(values).numpy())
+    np.testing.assert_allclose(UNIT.load(path).numpy()[0, 0], [1.0, 128 / 255, 0.0], atol=1e-6)

@@ -39,6 +39,18 @@ from ._data import SkipReason as SkipReason
 from ._data import from_paths as from_paths
 from ._data import scan_image_folder as scan_image_folder
 from ._data import stratified_split as stratified_split
+from ._doctor import BadImage as BadImage
+from ._doctor import BadImageKind as BadImageKind
+from ._doctor import ClassSummary as ClassSummary
+from ._doctor import DatasetReport as DatasetReport
+from ._doctor import DatasetWarning as DatasetWarning
+from ._doctor import FixAction as FixAction
+from ._doctor import FixResult as FixResult
+from ._doctor import ImageRecord as ImageRecord
+from ._doctor import WarningKind as WarningKind
+from ._doctor import check_dataset as check_dataset
+from ._doctor import find_bad_images as find_bad_images
+from ._doctor import fix_into as fix_into
 from ._evaluation import ClassMetrics as ClassMetrics
 from ._evaluation import EvaluationReport as EvaluationReport
 from ._evaluation import evaluation_report as evaluation_report
@@ -82,6 +94,7 @@ from ._plots import plot_folder_predictions as plot_folder_predictions
 from ._plots import plot_prediction_grid as plot_prediction_grid
 from ._plots import plot_reliability_diagram as plot_reliability_diagram
 from ._plots import plot_training_curves as plot_training_curves
+from ._preprocessing import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from ._preprocessing import Preprocessor as Preprocessor
 from ._registry import BackboneRegistry as BackboneRegistry
 from ._registry import default_registry as default_registry
@@ -102,18 +115,24 @@ from ._version import __version__ as __version__
 __all__ = [
     "DEFAULT_BACKBONE",
     "DEFAULT_CLASSIFIER",
+    "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "Augmentation",
     "Backbone",
     "BackbonePluginError",
     "BackboneRegistry",
     "BackboneSpec",
+    "BadImage",
+    "BadImageKind",
     "BrokenCacheEntryError",
     "CalibrationReport",
     "ClassMetrics",
+    "ClassSummary",
     "Classification",
     "DataSplit",
     "DatasetError",
+    "DatasetReport",
+    "DatasetWarning",
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
     "EvaluationReport",
@@ -122,6 +141,8 @@ __all__ = [
     "FeatureRuntime",
     "FeatureStore",
     "FineTuneResult",
+    "FixAction",
+    "FixResult",
     "HandleError",
     "HandleResolver",
     "HandleUnreachableError",
@@ -130,6 +151,7 @@ __all__ = [
     "ImageClassifier",
     "ImageCollection",
     "ImageDecodeError",
+    "ImageRecord",
     "InvalidParameterError",
     "LabelMap",
     "LabelMapError",
@@ -149,12 +171,14 @@ __all__ = [
     "TransferClassifier",
     "UnknownBackboneError",
     "UnsafeArchiveError",
+    "WarningKind",
     "__version__",
     "apply_temperature",
     "balanced_class_weights",
     "cache_dir",
     "cache_entry_for",
     "calibration_report",
+    "check_dataset",
     "classify",
     "confidence_threshold",
     "default_registry",
@@ -163,7 +187,9 @@ __all__ = [
     "export_model",
     "extract_features",
     "file_digest",
+    "find_bad_images",
     "fit_temperature",
+    "fix_into",
     "from_paths",
     "get_backbone_spec",
     "hub_cache_dir",

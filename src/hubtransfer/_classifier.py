@@ -27,6 +27,7 @@ from ._calibration import (
 )
 from ._catalog import DEFAULT_BACKBONE
 from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
+from ._doctor import BadImage, bad_images_error, find_bad_images, screen_collection
 from ._evaluation import EvaluationReport, evaluation_report
 from ._exceptions import (
     DatasetError,
@@ -39,7 +40,7 @@ from ._features import FeatureStore, extract_features
 from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
 from ._head import HeadTrainer
 from ._labels import LabelMap
-from ._preprocessing import IMAGE_EXTENSIONS, Preprocessor
+from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
 from ._spec import BackboneSpec
 from ._version import __version__
 
@@ -65,6 +66,7 @@ _FITTED_STATE: Final = (
     "split_",
     "n_features_in_",
     "validation_report_",
+    "skipped_images_",
     "calibration_report_",
     "temperature_",
     "_store",
@@ -174,6 +176,14 @@ class TransferClassifier:
         strategy: A ``tf.distribute.Strategy`` the head trains under
             (``batch_size`` is then the global batch); None for the default
             device. It is not saved with the model.
+        on_bad_image: What :meth:`fit` does about image files that cannot
+            be decoded (empty, not images, truncated, over
+            ``max_image_pixels``). Every file is decoded once before training
+            (files whose features are cached are only hashed): ``"raise"``
+            raises one :class:`ImageDecodeError` listing them all; ``"skip"``
+            trains without them and lists them in ``skipped_images_``.
+        max_image_pixels: Images with more pixels are refused before they
+            are decoded (a decompression-bomb guard); ``None`` for no limit.
         verbose: 0 silent; 1 progress and per-epoch metrics.
 
     Example:
@@ -208,6 +218,8 @@ class TransferClassifier:
         fine_tune_learning_rate: float = 1e-5,
         augmentation: Augmentation | bool = False,
         strategy: Any = None,
+        on_bad_image: Literal["raise", "skip"] = "raise",
+        max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
         verbose: int = 1,
     ) -> None:
         self.backbone = backbone
@@ -231,6 +243,8 @@ class TransferClassifier:
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.augmentation = augmentation
         self.strategy = strategy
+        self.on_bad_image = on_bad_image
+        self.max_image_pixels = max_image_pixels
         self.verbose = verbose
 
     # scikit-learn's parameter protocol -----------------------------------------------------
@@ -279,6 +293,19 @@ class TransferClassifier:
         )
 
     def _validate(self) -> None:
+        if self.on_bad_image not in ("raise", "skip"):
+            raise InvalidParameterError(
+                f"The 'on_bad_image' parameter of {_OWNER} must be 'raise' or 'skip'. "
+                f"Got {self.on_bad_image!r} instead."
+            )
+        pixels = self.max_image_pixels
+        if pixels is not None and (
+            isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1
+        ):
+            raise InvalidParameterError(
+                f"The 'max_image_pixels' parameter of {_OWNER} must be a positive int or None. "
+                f"Got {pixels!r} instead."
+            )
         if not isinstance(self.backbone, (str, BackboneSpec)):
             raise InvalidParameterError(
                 f"The 'backbone' parameter of {_OWNER} must be a name, handle or BackboneSpec. "
@@ -380,15 +407,17 @@ class TransferClassifier:
 
         Raises:
             InvalidParameterError: For a bad parameter, naming it.
-            DatasetError: For unusable data (empty, one class, bad labels).
-            ImageDecodeError: Listing files that are not decodable images.
+            DatasetError: For unusable data (empty, one class, bad labels), or
+                with ``on_bad_image="skip"`` a class whose files are all bad.
+            ImageDecodeError: With ``on_bad_image="raise"``, listing every
+                image file that cannot be decoded, before any training.
         """
         self._validate()
         # A refit that fails must not leave the old head beside a new backbone.
         for name in _FITTED_STATE:
             self.__dict__.pop(name, None)
         backbone = load_backbone(self.backbone)
-        preprocessor = Preprocessor.from_spec(backbone.spec)
+        preprocessor = Preprocessor.from_spec(backbone.spec, max_pixels=self.max_image_pixels)
         store = (
             FeatureStore.for_backbone(backbone, backbone.spec.preprocessing)
             if self.cache_features
@@ -397,6 +426,7 @@ class TransferClassifier:
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor
         self._store = store
+        self.skipped_images_: tuple[BadImage, ...] = ()
         self._files: dict[str, tuple[Sequence[Path], npt.NDArray[np.int64]]] = {}
         train, validation, class_names, split = self._training_features(
             data, y, classes=classes, validation_data=validation_data
@@ -498,17 +528,45 @@ class TransferClassifier:
         if self.verbose:
             print(message, file=sys.stderr)
 
+    def _screened(self, collection: ImageCollection) -> ImageCollection:
+        """Decodes every file before training; raises, or drops the bad ones (on_bad_image)."""
+        kept, bad = screen_collection(
+            collection,
+            on_bad_image=self.on_bad_image,
+            max_pixels=self.max_image_pixels,
+            known_good=self._store,
+        )
+        if bad:
+            self.skipped_images_ = (*self.skipped_images_, *bad)
+            self._log(
+                f"Skipped {len(bad)} of {len(collection)} image files that cannot be decoded "
+                "(on_bad_image='skip'):\n" + "\n".join(f"  {item}" for item in bad)
+            )
+        return kept
+
     def _features_of_files(self, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
         def extract(part: Sequence[Path]) -> npt.NDArray[np.float32]:
-            return extract_features(
-                self.backbone_,
-                self.preprocessor_,
-                part,
-                store=self._store,
-                batch_size=self.extraction_batch_size,
-                verbose=bool(self.verbose),
-                runtime=self.runtime,
-            )
+            import tensorflow as tf
+
+            try:
+                return extract_features(
+                    self.backbone_,
+                    self.preprocessor_,
+                    part,
+                    store=self._store,
+                    batch_size=self.extraction_batch_size,
+                    verbose=bool(self.verbose),
+                    runtime=self.runtime,
+                )
+            except tf.errors.OpError as error:
+                # A file passed the header check but not the decoder (fit decodes every file
+                # first; predict and evaluate do not): name it, and any other bad file.
+                bad = find_bad_images(
+                    part, max_pixels=self.preprocessor_.max_pixels, known_good=self._store
+                )
+                if not bad:
+                    raise
+                raise bad_images_error(bad, len(part), training=False) from error
 
         width = self.backbone_.output_dim
         if len(paths) * width * 4 <= IN_MEMORY_FEATURE_BYTES:
@@ -551,6 +609,13 @@ class TransferClassifier:
                 f"Found {len(data)} images in {len(data.classes)} classes in {str(data.root)!r}"
                 + (f" ({skipped} files skipped: hidden or not images)." if skipped else ".")
             )
+        if isinstance(data, DataSplit):
+            data = dataclasses.replace(
+                data, train=self._screened(data.train), validation=self._screened(data.validation)
+            )
+        elif isinstance(data, ImageCollection) and y is None:
+            # Before the split, so that it is the split `hubtransfer check` reports.
+            data = self._screened(data)
         if isinstance(data, ImageCollection) and y is None:
             split: DataSplit | None = None
             if validation_data is None and self.validation_split > 0:
@@ -558,11 +623,13 @@ class TransferClassifier:
                 data = split
             else:
                 train_collection = data
+        from_split = False
         if isinstance(data, DataSplit):
             split = data
             train_collection = data.train
             if validation_data is None and len(data.validation):
                 validation_data = data.validation
+                from_split = True  # screened above, with the rest of the split
         if isinstance(data, (ImageCollection, DataSplit)):
             train = (
                 self._features_of_files(train_collection.paths),
@@ -570,7 +637,9 @@ class TransferClassifier:
             )
             self._files["train"] = (train_collection.paths, train[1])
             class_names = train_collection.classes
-            validation = self._validation_features(validation_data, class_names)
+            validation = self._validation_features(
+                validation_data, class_names, screened=from_split
+            )
             self._log(
                 f"Split (seed {self.seed}): {len(train[1])} train, "
                 f"{0 if validation is None else len(validation[1])} validation images."
@@ -586,13 +655,15 @@ class TransferClassifier:
         return (features, labels), validation, class_names, None
 
     def _validation_features(
-        self, validation_data: Any, class_names: tuple[str, ...]
+        self, validation_data: Any, class_names: tuple[str, ...], *, screened: bool = False
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]] | None:
         if validation_data is None:
             return None
         if isinstance(validation_data, (str, os.PathLike)):
             validation_data = scan_image_folder(validation_data, classes=class_names)
         if isinstance(validation_data, ImageCollection):
+            if not screened:
+                validation_data = self._screened(validation_data)
             labels = _relabel(validation_data, class_names)
             self._files["validation"] = (validation_data.paths, labels)
             return self._features_of_files(validation_data.paths), labels
@@ -639,6 +710,7 @@ class TransferClassifier:
                 "A folder is labelled by its sub-folders; do not pass y with a folder."
             )
         collection = from_paths(list(data), list(np.asarray(y).tolist()), classes=classes)
+        collection = self._screened(collection)
         features = self._features_of_files(collection.paths)
         return features, np.asarray(collection.labels, np.int64), collection.classes
 
@@ -1000,7 +1072,7 @@ class TransferClassifier:
         trainer.n_classes_ = len(classes)
         trainer.feature_dim_ = int(head_info["feature_dim"])
         model.backbone_ = backbone
-        model.preprocessor_ = Preprocessor.from_spec(spec)
+        model.preprocessor_ = Preprocessor.from_spec(spec, max_pixels=model.max_image_pixels)
         model._store = (
             FeatureStore.for_backbone(backbone, spec.preprocessing)
             if model.cache_features
@@ -1013,6 +1085,7 @@ class TransferClassifier:
         model.split_ = None
         model.n_features_in_ = trainer.feature_dim_
         model.validation_report_ = None
+        model.skipped_images_ = ()
         model.calibration_report_ = calibration_report_
         model.temperature_ = (
             None if calibration_report_ is None else calibration_report_.temperature

@@ -1,17 +1,19 @@
 """The ``hubtransfer`` command line.
 
 Exit codes: 0 success, 1 a hubtransfer error (one line on stderr), 2 a usage
-error, 130 interrupted.
+error, 130 interrupted. ``hubtransfer check`` also exits 1 when the data folder
+holds files training cannot use (unless ``--fix-into`` wrote a clean copy).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final
 
 import numpy as np
@@ -97,6 +99,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         validation_split=args.validation_split,
         seed=args.seed,
         cache_features=not args.no_cache,
+        on_bad_image=args.on_bad_image,
         verbose=0 if args.quiet else 1,
     )
     model.fit(args.data_dir)
@@ -123,6 +126,43 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         plot_training_curves(model.history_, args.curves, title=model.backbone_.spec.name)
         print(f"Wrote the training curves to {args.curves!r}.")
+    return EXIT_OK
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ._doctor import check_dataset, fix_into
+
+    limit: dict[str, Any] = {}
+    if args.max_pixels is not None:
+        limit["max_pixels"] = args.max_pixels or None
+    # TensorFlow's C++ decoders log a line per damaged file; the report lists them all.
+    with _stderr_muted():
+        report = check_dataset(
+            args.data_dir,
+            validation=args.validation_split,
+            seed=args.seed,
+            min_size=args.min_size,
+            **limit,
+        )
+        result = fix_into(report, args.fix_into) if args.fix_into else None
+    if args.json:
+        data = report.to_json()
+        if result is not None:
+            data["fix"] = result.to_json()
+        print(json.dumps(data, indent=2))
+    else:
+        print(report.format())
+        if result is not None:
+            print()
+            print(result.format())
+    if report.bad_files and result is None:
+        print(
+            f"hubtransfer check: error: {len(report.bad_files)} of {len(report.images)} image "
+            "files cannot be used for training. Remove or replace them, or write a cleaned "
+            "copy with --fix-into CLEAN_DIR.",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -316,6 +356,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="train every epoch (default: stop when the validation loss stalls)",
     )
     train.add_argument("--no-cache", action="store_true", help="do not cache backbone features")
+    train.add_argument(
+        "--on-bad-image",
+        choices=["raise", "skip"],
+        default="raise",
+        help="image files that cannot be decoded: stop with a list of them (raise), or train "
+        "without them (skip)",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
     train.add_argument(
         "--evaluate", metavar="TEST_DIR", help="after training, evaluate on this labelled folder"
@@ -328,6 +375,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--curves", metavar="PNG", help="write the loss and accuracy per epoch (training curves)"
     )
     train.set_defaults(run=_cmd_train)
+
+    check = commands.add_parser(
+        "check",
+        help="check a folder of class sub-folders for files training cannot use, duplicates, "
+        "rotated photos and more",
+    )
+    check.add_argument("data_dir", metavar="DATA_DIR", help="folder of class sub-folders")
+    check.add_argument(
+        "--fix-into",
+        metavar="OUT_DIR",
+        help="write a cleaned copy to this new folder (DATA_DIR is not changed)",
+    )
+    check.add_argument(
+        "--validation-split",
+        type=float,
+        default=0.2,
+        help="the validation split `train` will make, checked for identical files on both sides",
+    )
+    check.add_argument("--seed", type=int, default=0, help="the seed `train` will split with")
+    check.add_argument(
+        "--min-size", type=int, default=32, help="flag images with a side under this many pixels"
+    )
+    check.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images with more pixels (default 89,478,485; 0 for no limit)",
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=_cmd_check)
 
     predict = commands.add_parser("predict", help="predict classes with a trained model")
     predict.add_argument("model_dir", metavar="MODEL_DIR", help="a model saved by train")
@@ -396,6 +473,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _stderr_muted() -> Iterator[None]:
+    """Mutes the process's file descriptor 2, which TensorFlow's C++ logging writes to.
+
+    Python's ``sys.stderr`` is flushed first and restored after; an exception
+    raised inside still propagates (and is printed) once stderr is back.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _quiet_tensorflow() -> None:
     """Loads TensorFlow and its devices with the process's stderr muted.
 
@@ -406,24 +506,11 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "tensorflow" in sys.modules:
         return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        import tensorflow  # noqa: F401
-
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with _stderr_muted():
         import tensorflow as tf
 
         tf.config.list_physical_devices()
         tf.constant(0.0)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

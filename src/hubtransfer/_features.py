@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureStore", "extract_features", "file_digest"]
 
-_STORE_VERSION: Final = 1
+_STORE_VERSION: Final = 2
 DEFAULT_CHUNK: Final = 1024
 """Images per shard: bounds memory during extraction and the work a crash loses."""
 AUTO_CONVERSION_MIN_IMAGES: Final = 2000

@@ -9,7 +9,20 @@ The steps, in order:
 
 1. **Decode** JPEG, PNG, GIF or BMP (``tf.io.decode_image``). GIF and
    animated PNG give their first frame; 16-bit PNG is scaled to 8 bits by the
-   decoder; palette PNG/GIF are expanded through their palette.
+   decoder; palette PNG/GIF are expanded through their palette (a transparent
+   palette entry gives the colour stored for it); CMYK and YCCK JPEGs are
+   converted to RGB. The **EXIF orientation** of a JPEG (or a PNG's ``eXIf``
+   chunk) is applied, so a phone photo stored sideways is seen upright, as
+   Pillow's ``ImageOps.exif_transpose`` and every photo viewer show it
+   (TensorFlow's decoders and Keras' loaders ignore it).
+   :meth:`~Preprocessor.load`, :meth:`~Preprocessor.batch` and
+   :meth:`~Preprocessor.dataset` read it in Python with each file's header
+   check; :meth:`~Preprocessor.decode` parses it from the file's first 64 KiB
+   with TensorFlow ops, so your own ``tf.data`` pipelines see photos upright
+   too. Images over :data:`DEFAULT_MAX_PIXELS` pixels are refused before they
+   are decoded: their size is read from the header, so a small file that would
+   expand to gigabytes (a decompression bomb) never allocates them. Pass
+   ``max_pixels=`` to :class:`Preprocessor` to change the limit.
 2. **RGB**: grey (and grey + alpha) is repeated into three channels. Alpha is
    *dropped*, not composited: this is what ``tf.io.decode_image(channels=3)``,
    Keras' ``image_dataset_from_directory`` and Pillow's ``convert("RGB")`` do,
@@ -20,7 +33,9 @@ The steps, in order:
    its ``resize_method``, without anti-aliasing (TensorFlow's default, what
    TF-Hub models were evaluated with, and three times cheaper than the
    anti-aliased kernel on CPU). For heavy downscaling, ``resize_method="area"``
-   averages instead. Results are clipped to ``[0, 1]`` because bicubic
+   averages instead. Integer pixels are resized before they are converted to
+   float, so a large image's full-size copy stays one byte per value rather
+   than four. Results are clipped to ``[0, 1]`` because bicubic
    interpolation overshoots.
 4. **Scale** ``[0, 1]`` to the contract's ``value_range``, then
    ``(x - mean) / std`` per channel if the contract gives them.
@@ -30,8 +45,10 @@ from __future__ import annotations
 
 import codecs
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any, Final, TypeAlias
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO, Final, Literal, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -43,7 +60,7 @@ from ._exceptions import ImageDecodeError, InvalidParameterError
 from ._lazy import tensorflow as tf
 from ._spec import BackboneSpec, PreprocessingContract
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageInput", "Preprocessor"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "ImageInput", "Preprocessor"]
 
 #: One image for :meth:`Preprocessor.batch`: a path, encoded bytes or an array.
 ImageInput: TypeAlias = "str | os.PathLike[str] | bytes | bytearray | npt.NDArray[Any]"
@@ -59,6 +76,520 @@ _STANDARD_BMP_MASKS: Final = (
     + (0x0000FF00).to_bytes(4, "little")
     + (0x000000FF).to_bytes(4, "little")
 )
+
+
+DEFAULT_MAX_PIXELS: Final = 89_478_485
+"""Images with more pixels are refused before decoding (Pillow's ``MAX_IMAGE_PIXELS``).
+
+A 89.5-megapixel RGB image takes 268 MB once decoded; a few decoded in
+parallel are what a training machine can spare. An animated GIF counts the
+pixels of all its frames, because TensorFlow's GIF decoder reads every frame.
+"""
+
+# The window the EXIF orientation is looked for in, by the TensorFlow and the
+# Python parsers alike (they must agree): Exif comes first in a JPEG, and its
+# first directory, which holds the orientation, comes first in the Exif block.
+_EXIF_WINDOW: Final = 1 << 16
+_EXIF_SEGMENTS: Final = 64
+_EXIF_ENTRIES: Final = 256
+_ORIENTATION_TAG: Final = 0x0112
+# Markers and chunks walked while reading a header, at most (a guard against loops).
+_HEADER_STEPS: Final = 100_000
+_JPEG_SOF_MARKERS: Final = frozenset(
+    {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+)
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOURS: Final = {0: "grey", 2: "RGB", 3: "palette", 4: "grey+alpha", 6: "RGBA"}
+
+_Reader: TypeAlias = "Callable[[int, int], bytes]"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ImageInfo:
+    """What an image's header says, read without decoding its pixels.
+
+    ``width``/``height`` are ``None`` when the header is too damaged to say;
+    the decoder then decides. ``pixels`` is what decoding allocates for (all
+    frames of a GIF). ``colour`` is one of ``grey``, ``grey+alpha``, ``RGB``,
+    ``RGBA``, ``palette``, ``CMYK``, ``YCCK`` or ``N-channel``.
+    """
+
+    format: str
+    width: int | None
+    height: int | None
+    colour: str
+    bit_depth: int
+    frames: int = 1
+    pixels: int | None = None
+    transparency: bool = False
+    orientation: int = 1
+
+
+def _bytes_reader(data: bytes) -> _Reader:
+    return lambda offset, size: data[offset : offset + size]
+
+
+def _stream_reader(stream: BinaryIO) -> _Reader:
+    def read(offset: int, size: int) -> bytes:
+        stream.seek(offset)
+        return stream.read(size)
+
+    return read
+
+
+def _inspect(read: _Reader, *, orientation: bool = True) -> _ImageInfo | None:
+    """Reads an image's header: size, colours, frames, EXIF orientation.
+
+    Returns ``None`` for data that is not a JPEG, PNG, GIF or BMP. Never
+    raises on malformed data: it reports what it could read.
+    """
+    head = read(0, 32)
+    if head.startswith(b"\xff\xd8\xff"):
+        info = _inspect_jpeg(read)
+    elif head.startswith(_PNG_SIGNATURE):
+        info = _inspect_png(read)
+    elif head.startswith(b"GIF8"):
+        info = _inspect_gif(read)
+    elif head.startswith(b"BM"):
+        info = _inspect_bmp(head)
+    else:
+        return None
+    if orientation and info.format in ("JPEG", "PNG"):
+        info = replace(info, orientation=_orientation_of(read(0, _EXIF_WINDOW)))
+    return info
+
+
+def _area(width: int | None, height: int | None) -> int | None:
+    return None if width is None or height is None else width * height
+
+
+def _inspect_jpeg(read: _Reader) -> _ImageInfo:
+    position = 2
+    width = height = None
+    components, precision, transform = 3, 8, -1
+    for _ in range(_HEADER_STEPS):
+        segment = read(position, 4)
+        if len(segment) < 2 or segment[0] != 0xFF:
+            break
+        marker = segment[1]
+        if marker == 0xFF:  # a fill byte before the marker
+            position += 1
+            continue
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            position += 2
+            continue
+        if len(segment) < 4 or marker in (0xD9, 0xDA):
+            break
+        length = int.from_bytes(segment[2:4], "big")
+        if length < 2:
+            break
+        if marker in _JPEG_SOF_MARKERS:
+            frame = read(position + 4, 6)
+            if len(frame) == 6:
+                precision = frame[0]
+                height = int.from_bytes(frame[1:3], "big")
+                width = int.from_bytes(frame[3:5], "big")
+                components = frame[5]
+            break
+        if marker == 0xEE:
+            adobe = read(position + 4, 12)
+            if adobe.startswith(b"Adobe") and len(adobe) == 12:
+                transform = adobe[11]
+        position += 2 + length
+    if components == 4:
+        colour = "YCCK" if transform == 2 else "CMYK"
+    else:
+        colour = {1: "grey", 3: "RGB"}.get(components, f"{components}-channel")
+    return _ImageInfo(
+        format="JPEG",
+        width=width,
+        height=height,
+        colour=colour,
+        bit_depth=precision,
+        pixels=_area(width, height),
+    )
+
+
+def _inspect_png(read: _Reader) -> _ImageInfo:
+    header = read(8, 25)
+    if len(header) < 25 or header[4:8] != b"IHDR":
+        return _ImageInfo(format="PNG", width=None, height=None, colour="RGB", bit_depth=8)
+    width = int.from_bytes(header[8:12], "big")
+    height = int.from_bytes(header[12:16], "big")
+    depth, colour_type = header[16], header[17]
+    frames, transparency = 1, colour_type in (4, 6)
+    position = 8 + 25
+    for _ in range(_HEADER_STEPS):
+        chunk = read(position, 12)
+        if len(chunk) < 8 or chunk[4:8] in (b"IDAT", b"IEND"):
+            break
+        if chunk[4:8] == b"tRNS":
+            transparency = True
+        elif chunk[4:8] == b"acTL" and len(chunk) == 12:
+            frames = max(1, int.from_bytes(chunk[8:12], "big"))
+        position += 12 + int.from_bytes(chunk[:4], "big")
+    return _ImageInfo(
+        format="PNG",
+        width=width,
+        height=height,
+        colour=_PNG_COLOURS.get(colour_type, f"colour type {colour_type}"),
+        bit_depth=depth,
+        frames=frames,
+        # TensorFlow's PNG decoder reads the default image only, not the other frames.
+        pixels=width * height,
+        transparency=transparency,
+    )
+
+
+def _skip_sub_blocks(read: _Reader, position: int) -> int | None:
+    """The position after a GIF's chain of data sub-blocks, or ``None`` at the end of data."""
+    for _ in range(_HEADER_STEPS * 100):
+        size = read(position, 1)
+        if not size:
+            return None
+        position += 1 + size[0]
+        if size[0] == 0:
+            return position
+    return None
+
+
+def _inspect_gif(read: _Reader) -> _ImageInfo:
+    header = read(0, 13)
+    if len(header) < 13:
+        return _ImageInfo(format="GIF", width=None, height=None, colour="palette", bit_depth=8)
+    width = int.from_bytes(header[6:8], "little")
+    height = int.from_bytes(header[8:10], "little")
+    position: int | None = 13
+    if header[10] & 0x80:
+        position = 13 + 3 * (2 << (header[10] & 7))
+    frames = frame_pixels = 0
+    transparency = False
+    for _ in range(_HEADER_STEPS):
+        if position is None:
+            break
+        block = read(position, 10)
+        if not block or block[0] == 0x3B:
+            break
+        if block[0] == 0x2C and len(block) == 10:
+            frames += 1
+            frame_pixels += int.from_bytes(block[5:7], "little") * int.from_bytes(
+                block[7:9], "little"
+            )
+            table = 3 * (2 << (block[9] & 7)) if block[9] & 0x80 else 0
+            # After the descriptor and colour table: the LZW code size, then the data.
+            position = _skip_sub_blocks(read, position + 10 + table + 1)
+        elif block[0] == 0x21 and len(block) >= 2:
+            # Only the first frame is decoded, so only its transparency matters.
+            if block[1] == 0xF9 and len(block) >= 4 and frames == 0:
+                transparency = bool(block[3] & 1)
+            position = _skip_sub_blocks(read, position + 2)
+        else:
+            break
+    return _ImageInfo(
+        format="GIF",
+        width=width,
+        height=height,
+        colour="palette",
+        bit_depth=8,
+        frames=max(frames, 1),
+        pixels=max(width * height, frame_pixels),
+        transparency=transparency,
+    )
+
+
+def _inspect_bmp(header: bytes) -> _ImageInfo:
+    if len(header) < 30:
+        return _ImageInfo(format="BMP", width=None, height=None, colour="RGB", bit_depth=8)
+    width = int.from_bytes(header[18:22], "little", signed=True)
+    # A negative height means the rows are stored top-down.
+    height = abs(int.from_bytes(header[22:26], "little", signed=True))
+    bits = int.from_bytes(header[28:30], "little")
+    colour = {8: "grey", 24: "RGB", 32: "RGB"}.get(bits, "palette" if bits < 8 else "RGB")
+    return _ImageInfo(
+        format="BMP",
+        width=width,
+        height=height,
+        colour=colour,
+        bit_depth=8,
+        pixels=abs(width) * height,
+    )
+
+
+def _orientation_of(window: bytes) -> int:
+    """The EXIF orientation (1 to 8) in a file's first bytes; 1 if there is none.
+
+    Mirrors :func:`_orientation_tensor` step for step: the two must agree.
+    """
+    size = len(window)
+
+    def byte(index: int) -> int:
+        return window[index] if 0 <= index < size else 0
+
+    tiff = -1
+    if window.startswith(b"\xff\xd8"):
+        position = 2
+        for _ in range(_EXIF_SEGMENTS):
+            if position + 4 > size or byte(position) != 0xFF:
+                break
+            marker = byte(position + 1)
+            if marker == 0xFF:
+                position += 1
+                continue
+            if 0xD0 <= marker <= 0xD8 or marker == 0x01:
+                position += 2
+                continue
+            length = byte(position + 2) * 256 + byte(position + 3)
+            if marker in (0xD9, 0xDA) or length < 2:
+                break
+            if (
+                marker == 0xE1
+                and position + 10 <= size
+                and window[position + 4 : position + 10] == b"Exif\x00\x00"
+            ):
+                tiff = position + 10
+                break
+            position += 2 + length
+    elif window.startswith(_PNG_SIGNATURE):
+        position = 8
+        for _ in range(_EXIF_SEGMENTS):
+            if position + 8 > size:
+                break
+            kind = window[position + 4 : position + 8]
+            if kind == b"eXIf":
+                tiff = position + 8
+                break
+            if kind in (b"IDAT", b"IEND"):
+                break
+            position += 12 + int.from_bytes(window[position : position + 4], "big")
+    if tiff < 0:
+        return 1
+    if window[tiff : tiff + 2] == b"II":
+        order: Literal["little", "big"] = "little"
+    elif window[tiff : tiff + 2] == b"MM":
+        order = "big"
+    else:
+        return 1
+
+    def number(index: int, width: int) -> int:
+        return int.from_bytes(bytes(byte(index + i) for i in range(width)), order)
+
+    if number(tiff + 2, 2) != 42:
+        return 1
+    directory = tiff + number(tiff + 4, 4)
+    for entry_index in range(min(number(directory, 2), _EXIF_ENTRIES)):
+        entry = directory + 2 + 12 * entry_index
+        if entry + 12 > size:
+            break
+        if number(entry, 2) == _ORIENTATION_TAG:
+            value = number(entry + 8, 4 if number(entry + 2, 2) == 4 else 2)
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _pixel_problem(info: _ImageInfo | None, max_pixels: int | None) -> str | None:
+    """Why an image is refused before decoding (over the pixel limit, 12-bit), or ``None``."""
+    if info is None:
+        return None
+    if info.format == "JPEG" and info.bit_depth != 8:
+        return (
+            f"is a {info.bit_depth}-bit JPEG; TensorFlow decodes 8-bit JPEGs only. Convert it "
+            "to an 8-bit JPEG or a PNG"
+        )
+    if max_pixels is None or info.pixels is None or info.pixels <= max_pixels:
+        return None
+    size = f"{info.width:,} x {info.height:,} pixels"
+    if info.format == "GIF" and info.frames > 1:
+        size = (
+            f"{info.frames:,} frames of up to {size}, {info.pixels:,} pixels in all "
+            "(TensorFlow's GIF decoder reads every frame)"
+        )
+    else:
+        size = f"{size} = {info.pixels:,} pixels"
+    return (
+        f"has {size}, more than the limit of {max_pixels:,} that guards against "
+        f"decompression bombs. Downscale it, or raise the limit: max_pixels="
+        f"{_round_up(info.pixels):_} or more (None turns the check off)"
+    )
+
+
+def _round_up(pixels: int) -> int:
+    step: int = 10 ** max(len(str(pixels)) - 2, 0)
+    return -(-pixels // step) * step
+
+
+# The TensorFlow side: the same header reading, as graph ops for tf.data -----------
+
+
+def _byte_reader(encoded: Any, window: int) -> tuple[Any, Any]:
+    """A function reading bytes (as int64) of the first ``window`` bytes, zeros beyond."""
+    raw = tf.io.decode_raw(tf.strings.substr(encoded, 0, window), tf.uint8)
+    size = tf.cast(tf.shape(raw)[0], tf.int64)
+    padded = tf.concat([raw, tf.zeros([16], tf.uint8)], 0)
+
+    def byte(index: Any) -> Any:
+        position = tf.convert_to_tensor(index, tf.int64)
+        return tf.cast(tf.gather(padded, tf.clip_by_value(position, 0, size + 15)), tf.int64)
+
+    return byte, size
+
+
+def _orientation_tensor(encoded: Any) -> Any:
+    """The EXIF orientation of an encoded JPEG or PNG as an int64 scalar tensor (1 to 8).
+
+    Mirrors :func:`_orientation_of` step for step.
+    """
+    byte, size = _byte_reader(encoded, _EXIF_WINDOW)
+    minus_one = tf.constant(-1, tf.int64)
+    six = tf.range(6, dtype=tf.int64)
+
+    def jpeg_step(position: Any, tiff: Any, done: Any) -> tuple[Any, Any, Any]:
+        marker = byte(position + 1)
+        valid = (position + 4 <= size) & tf.equal(byte(position), 0xFF)
+        fill = tf.equal(marker, 0xFF)
+        standalone = ((marker >= 0xD0) & (marker <= 0xD8)) | tf.equal(marker, 0x01)
+        length = byte(position + 2) * 256 + byte(position + 3)
+        segment = valid & ~fill & ~standalone
+        end = tf.equal(marker, 0xD9) | tf.equal(marker, 0xDA) | (length < 2)
+        exif = (
+            tf.equal(marker, 0xE1)
+            & (position + 10 <= size)
+            & _equals(byte(position + 4 + six), b"Exif\x00\x00")
+        )
+        found = segment & ~end & exif
+        step = tf.where(
+            fill,
+            tf.constant(1, tf.int64),
+            tf.where(standalone, tf.constant(2, tf.int64), 2 + length),
+        )
+        return (
+            position + step,
+            tf.where(found, position + 10, tiff),
+            ~valid | (segment & end) | found,
+        )
+
+    def png_step(position: Any, tiff: Any, done: Any) -> tuple[Any, Any, Any]:
+        valid = position + 8 <= size
+        kind = byte(position + 4 + tf.range(4, dtype=tf.int64))
+        found = valid & _equals(kind, b"eXIf")
+        end = _equals(kind, b"IDAT") | _equals(kind, b"IEND")
+        length = _big_endian(byte, position, 4)
+        return (
+            position + 12 + length,
+            tf.where(found, position + 8, tiff),
+            ~valid | found | end,
+        )
+
+    def walk(step: Any, start: int) -> Any:
+        _, tiff, _ = tf.while_loop(
+            lambda position, tiff, done: ~done,
+            step,
+            (tf.constant(start, tf.int64), minus_one, tf.constant(False)),
+            maximum_iterations=_EXIF_SEGMENTS,
+        )
+        return tiff
+
+    is_jpeg = tf.equal(byte(0), 0xFF) & tf.equal(byte(1), 0xD8)
+    is_png = _equals(byte(tf.range(8, dtype=tf.int64)), _PNG_SIGNATURE)
+    tiff = tf.cond(
+        is_jpeg,
+        lambda: walk(jpeg_step, 2),
+        lambda: tf.cond(is_png, lambda: walk(png_step, 8), lambda: minus_one),
+    )
+    little = tf.equal(byte(tiff), 0x49) & tf.equal(byte(tiff + 1), 0x49)
+    big = tf.equal(byte(tiff), 0x4D) & tf.equal(byte(tiff + 1), 0x4D)
+
+    def number(index: Any, width: int) -> Any:
+        return tf.where(little, _little_endian(byte, index, width), _big_endian(byte, index, width))
+
+    valid = (tiff >= 0) & (little | big) & tf.equal(number(tiff + 2, 2), 42)
+    directory = tiff + number(tiff + 4, 4)
+    count = tf.minimum(number(directory, 2), _EXIF_ENTRIES)
+    indexes = tf.range(_EXIF_ENTRIES, dtype=tf.int64)
+    entries = directory + 2 + 12 * indexes
+    matches = (indexes < count) & (entries + 12 <= size)
+    matches &= tf.equal(number(entries, 2), _ORIENTATION_TAG)
+    entry = tf.gather(entries, tf.argmax(tf.cast(matches, tf.int32), output_type=tf.int64))
+    value = tf.where(tf.equal(number(entry + 2, 2), 4), number(entry + 8, 4), number(entry + 8, 2))
+    found = valid & tf.reduce_any(matches) & (value >= 1) & (value <= 8)
+    return tf.where(found, value, tf.constant(1, tf.int64))
+
+
+def _equals(values: Any, expected: bytes) -> Any:
+    return tf.reduce_all(tf.equal(values, tf.constant(list(expected), tf.int64)))
+
+
+def _big_endian(byte: Any, index: Any, width: int) -> Any:
+    value = byte(index)
+    for offset in range(1, width):
+        value = value * 256 + byte(index + offset)
+    return value
+
+
+def _little_endian(byte: Any, index: Any, width: int) -> Any:
+    value = byte(index + width - 1)
+    for offset in range(width - 2, -1, -1):
+        value = value * 256 + byte(index + offset)
+    return value
+
+
+def _oriented(image: Any, orientation: Any) -> Any:
+    """Turns an ``[H, W, C]`` image upright, following an EXIF orientation 1 to 8."""
+
+    def transposed() -> Any:
+        return tf.transpose(image, [1, 0, 2])
+
+    branches = [
+        lambda: image,
+        lambda: tf.reverse(image, [1]),  # 2: mirrored left-right
+        lambda: tf.reverse(image, [0, 1]),  # 3: upside down
+        lambda: tf.reverse(image, [0]),  # 4: mirrored top-bottom
+        transposed,  # 5: mirrored along the main diagonal
+        lambda: tf.reverse(transposed(), [1]),  # 6: to be turned 90° clockwise
+        lambda: tf.reverse(transposed(), [0, 1]),  # 7: mirrored along the other diagonal
+        lambda: tf.reverse(transposed(), [0]),  # 8: to be turned 90° anticlockwise
+    ]
+    return tf.switch_case(tf.cast(orientation - 1, tf.int32), branches)
+
+
+def _pixel_limit_check(encoded: Any, max_pixels: int) -> Any:
+    """An assertion op failing for images over ``max_pixels``, read from the header."""
+    byte, _ = _byte_reader(encoded, 32)
+    is_jpeg = tf.equal(byte(0), 0xFF) & tf.equal(byte(1), 0xD8) & tf.equal(byte(2), 0xFF)
+    is_png = tf.equal(byte(0), 0x89) & tf.equal(byte(1), ord("P"))
+    is_gif = tf.equal(byte(0), ord("G")) & tf.equal(byte(1), ord("I"))
+    is_bmp = tf.equal(byte(0), ord("B")) & tf.equal(byte(1), ord("M"))
+
+    def signed(value: Any) -> Any:
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+    header_pixels = tf.where(
+        is_png,
+        _big_endian(byte, 16, 4) * _big_endian(byte, 20, 4),
+        tf.where(
+            is_gif,
+            _little_endian(byte, 6, 2) * _little_endian(byte, 8, 2),
+            tf.where(
+                is_bmp,
+                signed(_little_endian(byte, 18, 4)) * signed(_little_endian(byte, 22, 4)),
+                tf.constant(0, tf.int64),
+            ),
+        ),
+    )
+
+    def jpeg_pixels() -> Any:
+        shape = tf.image.extract_jpeg_shape(encoded, output_type=tf.int64)
+        return shape[0] * shape[1]
+
+    pixels = tf.cond(is_jpeg, jpeg_pixels, lambda: header_pixels)
+    return tf.debugging.assert_less_equal(
+        pixels,
+        tf.constant(max_pixels, tf.int64),
+        message=(
+            f"The image has more pixels than the limit of {max_pixels:,} that guards against "
+            "decompression bombs. Downscale it, or raise the limit with "
+            "Preprocessor(contract, max_pixels=...) (None turns the check off). Its pixels:"
+        ),
+    )
 
 
 def _header_problem(header: bytes) -> str | None:
@@ -190,6 +721,13 @@ class Preprocessor:
     Args:
         contract: The :class:`~hubtransfer.PreprocessingContract` to follow
             (a backbone's ``spec.preprocessing``).
+        max_pixels: Images with more pixels (width x height; all frames of
+            a GIF) are refused with :class:`~hubtransfer.ImageDecodeError`
+            before they are decoded. ``None`` turns the check off.
+
+    Raises:
+        InvalidParameterError: If ``contract`` is not a contract or
+            ``max_pixels`` is not a positive int or ``None``.
 
     Example:
         >>> import numpy as np, hubtransfer
@@ -201,21 +739,33 @@ class Preprocessor:
         ((2, 4, 4, 3), dtype('float32'), 1.0, 1.0)
     """
 
-    __slots__ = ("_contract", "_encoded_function", "_pixel_functions")
+    __slots__ = ("_contract", "_encoded_function", "_max_pixels", "_pixel_functions")
 
-    def __init__(self, contract: PreprocessingContract) -> None:
+    def __init__(
+        self,
+        contract: PreprocessingContract,
+        *,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
         if not isinstance(contract, PreprocessingContract):
             raise InvalidParameterError(
                 f"The 'contract' parameter of Preprocessor must be a PreprocessingContract. "
                 f"Got {contract!r} instead; use Preprocessor.from_spec(spec) for a backbone."
             )
         self._contract = contract
+        self._max_pixels = _max_pixels_argument(max_pixels, "Preprocessor")
         self._encoded_function: Any = None
         self._pixel_functions: dict[tuple[str, int], Any] = {}
 
     @classmethod
-    def from_spec(cls, spec: BackboneSpec) -> Preprocessor:
+    def from_spec(
+        cls, spec: BackboneSpec, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ) -> Preprocessor:
         """The preprocessor of a backbone (``Preprocessor(spec.preprocessing)``).
+
+        Args:
+            spec: The backbone's spec.
+            max_pixels: See :class:`Preprocessor`.
 
         Example:
             >>> import hubtransfer
@@ -230,12 +780,17 @@ class Preprocessor:
                 f"The 'spec' parameter of Preprocessor.from_spec must be a BackboneSpec. Got "
                 f"{spec!r} instead."
             )
-        return cls(spec.preprocessing)
+        return cls(spec.preprocessing, max_pixels=max_pixels)
 
     @property
     def contract(self) -> PreprocessingContract:
         """The contract this preprocessor follows."""
         return self._contract
+
+    @property
+    def max_pixels(self) -> int | None:
+        """The most pixels an image may have (``None``: no limit)."""
+        return self._max_pixels
 
     @property
     def output_shape(self) -> tuple[int, int, int]:
@@ -244,19 +799,22 @@ class Preprocessor:
         return (height, width, 3)
 
     def __repr__(self) -> str:
-        return f"Preprocessor({self._contract!r})"
+        limit = (
+            "" if self._max_pixels == DEFAULT_MAX_PIXELS else f", max_pixels={self._max_pixels!r}"
+        )
+        return f"Preprocessor({self._contract!r}{limit})"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Preprocessor):
             return NotImplemented
-        return self._contract == other._contract
+        return (self._contract, self._max_pixels) == (other._contract, other._max_pixels)
 
     def __hash__(self) -> int:
-        return hash(self._contract)
+        return hash((self._contract, self._max_pixels))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The traced tf.functions cannot be pickled; they are rebuilt on demand.
-        return (Preprocessor, (self._contract,))
+        return (_rebuild, (self._contract, self._max_pixels))
 
     # The TensorFlow path ----------------------------------------------------
 
@@ -264,20 +822,22 @@ class Preprocessor:
         """Decodes one JPEG, PNG, GIF or BMP into uint8 RGB pixels.
 
         TensorFlow ops only, so it works in ``tf.data`` and ``tf.function``.
-        It cannot check a palette BMP's colour table (it decodes to wrong
-        colours); :meth:`load`, :meth:`batch` and :meth:`dataset` reject such
-        files before they get here.
+        The EXIF orientation is applied (the image comes out upright) and the
+        pixel limit is checked from the header before decoding. It cannot
+        check a palette BMP's colour table (it decodes to wrong colours) or
+        count a GIF's frames; :meth:`load`, :meth:`batch` and :meth:`dataset`
+        reject such files before they get here, naming them.
 
         Args:
             encoded: A scalar ``tf.string`` tensor (or bytes): the file's contents.
 
         Returns:
-            A ``uint8`` tensor ``[H, W, 3]``: grey expanded, alpha dropped,
-            first frame of an animation, 16-bit PNG scaled to 8 bits.
+            A ``uint8`` tensor ``[H, W, 3]``: upright, grey expanded, alpha
+            dropped, first frame of an animation, 16-bit PNG scaled to 8 bits.
 
         Raises:
             tf.errors.InvalidArgumentError: When run on bytes that are not a
-                decodable image.
+                decodable image, or on an image over :attr:`max_pixels`.
 
         Example:
             >>> import tensorflow as tf, hubtransfer
@@ -287,7 +847,28 @@ class Preprocessor:
             >>> preprocessor.decode(png).shape
             TensorShape([3, 5, 3])
         """
-        return tf.io.decode_image(encoded, channels=3, expand_animations=False, dtype=tf.uint8)
+        return self._decode(encoded)
+
+    def _decode(self, encoded: Any, orientation: Any = None, *, channels: int = 3) -> Any:
+        """:meth:`decode`, given the orientation if the header was read in Python.
+
+        The library's own paths read each file's header in Python (about
+        15 µs: orientation and pixel limit), which is much cheaper than the
+        same in TensorFlow ops (about 1 ms per image), so with ``orientation``
+        given neither is done again here. ``channels=0`` keeps the file's own
+        channels (1 to 4).
+        """
+        encoded = tf.convert_to_tensor(encoded, tf.string)
+        checks = []
+        if orientation is None and self._max_pixels is not None:
+            checks.append(_pixel_limit_check(encoded, self._max_pixels))
+        with tf.control_dependencies(checks):
+            image = tf.io.decode_image(
+                encoded, channels=channels, expand_animations=False, dtype=tf.uint8
+            )
+        if orientation is None:
+            orientation = _orientation_tensor(encoded)
+        return _oriented(image, orientation)
 
     def __call__(self, image: Any) -> Any:
         """Converts decoded pixels into the backbone's input.
@@ -329,11 +910,15 @@ class Preprocessor:
                 f"A Preprocessor takes uint8 (0-255), uint16 (0-65535) or float (0-1) pixels. "
                 f"Got dtype {dtype.name}; cast 0-255 values with tf.cast(image, tf.uint8)."
             )
+        if scale is None:
+            pixels = tf.cast(pixels, tf.float32)
+        contract = self._contract
+        # Integer pixels are resized as they are (the resize ops take them and give float32):
+        # a float32 copy of a large image would take four times its memory.
+        pixels = tf.image.resize(pixels, contract.input_size, method=contract.resize_method)
         pixels = tf.cast(_to_rgb(pixels), tf.float32)
         if scale is not None:
             pixels = pixels / scale
-        contract = self._contract
-        pixels = tf.image.resize(pixels, contract.input_size, method=contract.resize_method)
         pixels = tf.clip_by_value(pixels, 0.0, 1.0)
         low, high = contract.value_range
         pixels = pixels * float(high - low) + float(low)
@@ -348,14 +933,16 @@ class Preprocessor:
     def load(self, path: str | os.PathLike[str]) -> Any:
         """Reads, decodes and preprocesses one image file.
 
-        The format is recognised from the file's first bytes, not its name.
+        The format is recognised from the file's first bytes, not its name; the
+        EXIF orientation is applied.
 
         Returns:
             A ``float32`` tensor ``[h, w, 3]``.
 
         Raises:
-            ImageDecodeError: If the file is missing, unreadable or not a
-                decodable JPEG, PNG, GIF or BMP (the message names it).
+            ImageDecodeError: If the file is missing, unreadable, not a
+                decodable JPEG, PNG, GIF or BMP, or over :attr:`max_pixels`
+                (the message names it and the way out).
         """
         source = _path_string(path, "The 'path' parameter of Preprocessor.load")
         data, problem = _read(source, None)
@@ -380,7 +967,7 @@ class Preprocessor:
 
         Raises:
             ImageDecodeError: For a file or bytes that are not a decodable
-                image (named, with its position).
+                image or are over :attr:`max_pixels` (named, with its position).
             InvalidParameterError: For an array of the wrong dtype, shape or
                 range, or an unsupported item (with its position).
 
@@ -424,11 +1011,14 @@ class Preprocessor:
         seconds when an iterator is torn down) and the parallelism is
         explicit; the order is deterministic.
 
-        Every file is checked up front (it exists and its first bytes are a
-        JPEG, PNG, GIF or supported BMP), because a bad file inside the
-        pipeline only surfaces later as a bare TensorFlow
-        ``InvalidArgumentError`` without the file's name. A file that passes
-        the check but is damaged further in still fails that way.
+        Every file's header is checked up front (it exists, is a JPEG, PNG,
+        GIF or supported BMP, and has at most :attr:`max_pixels` pixels),
+        because a bad file inside the pipeline only surfaces later as a bare
+        TensorFlow ``InvalidArgumentError`` without the file's name; the same
+        pass reads each file's EXIF orientation. A file that passes the check
+        but is damaged further in still fails that way: decode every file
+        first with :func:`hubtransfer.find_bad_images` (what
+        ``TransferClassifier.fit`` does) to rule that out.
 
         Args:
             paths: Image files.
@@ -444,8 +1034,8 @@ class Preprocessor:
             ``(images, labels)`` pairs.
 
         Raises:
-            ImageDecodeError: Listing every file that is missing or not a
-                decodable image.
+            ImageDecodeError: Listing every file that is missing, not a
+                decodable image or over the pixel limit.
             InvalidParameterError: For bad parameters or a labels list of the
                 wrong length.
 
@@ -483,19 +1073,20 @@ class Preprocessor:
                 f"Got {prefetch!r} instead."
             )
         label_array = None if labels is None else _check_labels(labels, len(files))
-        self._check_files(files)
+        orientations = self._check_files(files)
 
-        def load(path: Any) -> Any:
-            return self(self.decode(tf.io.read_file(path)))
+        def load(path: Any, orientation: Any) -> Any:
+            return self(self._decode(tf.io.read_file(path), orientation))
 
         encoded = tf.constant([os.fsencode(source) for source in files], dtype=tf.string)
+        turns = tf.constant(orientations, dtype=tf.int64, shape=[len(files)])
         if label_array is None:
-            data = tf.data.Dataset.from_tensor_slices(encoded).map(
+            data = tf.data.Dataset.from_tensor_slices((encoded, turns)).map(
                 load, num_parallel_calls=parallel, deterministic=True
             )
         else:
-            data = tf.data.Dataset.from_tensor_slices((encoded, label_array)).map(
-                lambda path, label: (load(path), label),
+            data = tf.data.Dataset.from_tensor_slices((encoded, turns, label_array)).map(
+                lambda path, orientation, label: (load(path, orientation), label),
                 num_parallel_calls=parallel,
                 deterministic=True,
             )
@@ -537,16 +1128,23 @@ class Preprocessor:
         problem = _header_problem(data[:_HEADER_BYTES])
         if problem is not None:
             raise ImageDecodeError(f"{source} {problem}. {_ADVICE}")
+        info = _inspect(_bytes_reader(data))
+        problem = _pixel_problem(info, self._max_pixels)
+        if problem is not None:
+            raise ImageDecodeError(f"{source} {problem}.")
         if self._encoded_function is None:
             self._encoded_function = tf.function(
-                lambda encoded: self(self.decode(encoded)),
-                input_signature=[tf.TensorSpec([], tf.string)],
+                lambda encoded, orientation: self(self._decode(encoded, orientation)),
+                input_signature=[tf.TensorSpec([], tf.string), tf.TensorSpec([], tf.int64)],
                 autograph=False,
             )
+        orientation = 1 if info is None else info.orientation
         try:
-            return self._encoded_function(tf.constant(data, dtype=tf.string))
+            return self._encoded_function(
+                tf.constant(data, dtype=tf.string), tf.constant(orientation, tf.int64)
+            )
         except tf.errors.OpError as error:
-            reason = (error.message or str(error)).strip().splitlines()[0]
+            reason = _op_error_reason(error)
             raise ImageDecodeError(
                 f"{source} could not be decoded ({reason}); it is probably truncated or "
                 f"damaged. {_ADVICE}"
@@ -564,24 +1162,66 @@ class Preprocessor:
             self._pixel_functions[key] = function
         return function
 
-    def _check_files(self, files: Sequence[str]) -> None:
+    def _check_files(self, files: Sequence[str]) -> list[int]:
+        """Checks every file's header; returns each file's EXIF orientation."""
         problems: list[str] = []
+        orientations: list[int] = []
         for source in files:
-            header, problem = _read(source, _HEADER_BYTES)
-            if header is not None:
-                problem = _header_problem(header)
+            problem, orientation = _file_problem(source, self._max_pixels)
+            orientations.append(orientation)
             if problem is not None:
                 problems.append(f"  {source!r} {problem}")
         if not problems:
-            return
+            return orientations
         shown = problems[:_LISTED_PROBLEMS]
         if len(problems) > _LISTED_PROBLEMS:
             shown.append(f"  ... and {len(problems) - _LISTED_PROBLEMS} more")
         raise ImageDecodeError(
             f"{len(problems)} of {len(files)} files cannot be used as images:\n"
             + "\n".join(shown)
-            + "\nConvert them to JPEG or PNG, or leave them out."
+            + "\nReplace them (JPEG or PNG), or leave them out; `hubtransfer check DATA_DIR` "
+            "lists every problem in a data folder and can write a cleaned copy."
         )
+
+
+def _op_error_reason(error: Exception) -> str:
+    """The first line of a TensorFlow error, without its ``{{function_node ...}}`` prefix."""
+    text = str(getattr(error, "message", "") or error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return re.sub(r"^(\{\{[^}]*\}\}\s*)+", "", first).strip().rstrip(".") or first
+
+
+def _rebuild(contract: PreprocessingContract, max_pixels: int | None) -> Preprocessor:
+    return Preprocessor(contract, max_pixels=max_pixels)
+
+
+def _max_pixels_argument(value: object, owner: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidParameterError(
+            f"The 'max_pixels' parameter of {owner} must be a positive int, or None for no "
+            f"limit. Got {value!r} instead."
+        )
+    return int(value)
+
+
+def _file_problem(source: str, max_pixels: int | None) -> tuple[str | None, int]:
+    """Why a file cannot be decoded, judged from its header (``None`` if it looks
+    fine), and its EXIF orientation."""
+    try:
+        with open(source, "rb") as stream:
+            problem = _header_problem(stream.read(_HEADER_BYTES))
+            if problem is not None:
+                return problem, 1
+            info = _inspect(_stream_reader(stream))
+            return _pixel_problem(info, max_pixels), 1 if info is None else info.orientation
+    except FileNotFoundError:
+        return "does not exist", 1
+    except IsADirectoryError:
+        return "is a folder, not an image file", 1
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})", 1
 
 
 def _check_array(array: npt.NDArray[Any], position: int) -> npt.NDArray[Any]:
