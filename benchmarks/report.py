@@ -1,11 +1,13 @@
 """Turns a benchmark record (``benchmarks/results/*.json``) into ``docs/benchmarks.md``.
 
 Standard library only: ``run.py`` imports this, and it must stay small (see run.py).
-Regenerate the page from a saved record with ``python benchmarks/report.py RECORD.json``.
+Regenerate the page from a saved record with ``python benchmarks/report.py RECORD.json``
+(``--also PARTIAL.json ...`` adds partial runs, e.g. parts of the full suite, at the end).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -271,8 +273,9 @@ def _banner(record: Record) -> str:
         lines.append(
             f"> **Noisy**: the machine was shared while this ran (1-minute load average "
             f"{before:.1f} before, {after:.1f} after, on {cores} cores). Absolute timings are "
-            "slower and noisier than on a quiet machine; ratios between pipelines measured "
-            "in the same run are more trustworthy than the absolute figures."
+            "slower and noisier than on a quiet machine, and a wall-time ratio between a long "
+            "and a short measurement is distorted when the load changes in between: check it "
+            "against the CPU-time ratio beside it in the targets table."
         )
     groups = record.get("groups", [])
     missing = [
@@ -310,6 +313,7 @@ def _data_section(record: Record) -> str:
     data = record["data"]
     flowers = data["flowers_stats"]
     fashion = data["fashion_stats"]
+    sizes = ", ".join(f"{n:,}" for n in sorted(int(n) for n in data["memory"]))
     return (
         f"- **Flowers-like folder**: {flowers['images']:,} JPEGs in 5 class folders "
         f"(tf_flowers' class proportions), mean {flowers['mean_kb']:.0f} KB, mean "
@@ -319,7 +323,7 @@ def _data_section(record: Record) -> str:
         "upscaled, coloured Fashion-MNIST item of its class (trouser, dress, sandal, bag, "
         "ankle boot) blended in. They decode and resize like real photos of that size. "
         "Details: `benchmarks/datasets.py`.\n"
-        f"- **Memory scaling**: folders of {', '.join(f'{int(n):,}' for n in data['memory'])} "
+        f"- **Memory scaling**: folders of {sizes} "
         "images made the same way (5 equal classes).\n"
         f"- **Fashion-MNIST**: {fashion['train']['images']:,} training and "
         f"{fashion['test']['images']:,} test images, 28x28 greyscale PNGs in 10 class folders, "
@@ -467,6 +471,15 @@ def _memory_section(record: Record) -> str:
         "cache, so extraction is included; peak RSS from `os.wait4` (`ru_maxrss`).\n\n"
     )
     text += _table(("images", "fit", "peak RSS"), rows) if rows else "Not measured."
+    runs = sorted(_results(record, "memory_fit"), key=lambda r: r["images"])
+    if len(runs) > 1 and runs[-1]["images"] > runs[0]["images"]:
+        growth = (runs[-1]["peak_rss_mb"] - runs[0]["peak_rss_mb"]) * 1024
+        per_image = growth / (runs[-1]["images"] - runs[0]["images"])
+        limit = runs[0]["images"] + (MEMORY_SPREAD - 1) * runs[0]["peak_rss_mb"] * 1024 / per_image
+        text += (
+            f"\n\nPeak RSS grows by {per_image:.1f} KB per extra image; at that rate it "
+            f"reaches {MEMORY_SPREAD:g}x the smallest run's at about {limit:,.0f} images."
+        )
     if baseline is not None:
         text += (
             f"\n\nFor comparison: TensorFlow with the backbone loaded and one TensorFlow "
@@ -622,7 +635,8 @@ def _cost_notes(record: Record, found: Sequence[dict[str, Any]]) -> list[str]:
                 notes.append(
                     f"`extract_features` ({_runtime_name(record, runtime)}) costs "
                     f"{cost.median:.1f} core-ms per image end to end: about "
-                    f"{cost.median - decode:.1f} beyond decoding, against "
+                    f"{cost.median - decode:.1f} beyond decoding (1.4x needs at most "
+                    f"{backbone / EXTRACTION_OVER_TF - decode:.1f}), against "
                     f"{backbone:.1f} for TensorFlow's forward pass."
                 )
     return notes
@@ -677,7 +691,7 @@ def _profiling_section(record: Record) -> str:
         "they are why the library does what it does:",
         "",
         "- **oneDNN bfloat16 auto mixed precision**: 0.94\u20130.95x the float32 speed on "
-        "this CPU, with a 3.5\u20133.6% relative L2 error in the features. Slower and less "
+        "that CPU, with a 3.5\u20133.6% relative L2 error in the features. Slower and less "
         "exact: rejected.",
         "- **Keras `predict()` on a numpy array**: 91 (batch 32) / 106 (batch 64) img/s, "
         "23\u201334% slower than iterating a batched `tf.data.Dataset` through a "
@@ -687,9 +701,11 @@ def _profiling_section(record: Record) -> str:
         "~40 s, the main thread waiting in `RootDataset::Iterator::~Iterator` for "
         "autotune's optimisation thread; it hit 6 of 12 extractions (+12.7 s, +44%) and "
         "most 2-epoch fits. Every pipeline here, the library's and the baselines, runs "
-        "with `options.autotune.enabled = False` and explicit `num_parallel_calls`; the "
-        "stall has not been seen since, and extraction got slightly faster.",
-        "- **TensorFlow's runtime for extraction**: TFLite float32 with XNNPACK "
+        "with `options.autotune.enabled = False` and explicit `num_parallel_calls`: so "
+        "set, the stall never happened in the runs tried, and extraction got slightly "
+        "faster.",
+        "- **Extraction on TensorFlow's own runtime** (still there as "
+        "`runtime='tensorflow'`, and the fallback): TFLite float32 with XNNPACK "
         "(2 threads) measured 198 img/s at batch 1 and 182 img/s at batch 32 against "
         "137 img/s for TensorFlow, with a max absolute feature difference of 1e-5 and a "
         "7.7 s one-off conversion: the only measured way past TensorFlow's forward pass on "
@@ -698,22 +714,56 @@ def _profiling_section(record: Record) -> str:
     return "\n".join(lines)
 
 
-def render(record: Record) -> str:
-    """The whole page, in Markdown."""
-    suite = record["suite"]
-    command = f"python benchmarks/run.py --suite {suite['name']} --repeats {suite['repeats']}"
+def _targets_table(record: Record, *, measured_only: bool = False) -> str:
     verdicts = {True: "PASS", False: "**FAIL**", None: "\u2013"}
-    target_rows = [
-        [t.name, t.goal, t.measured, t.by_cpu, verdicts[t.passed]] for t in targets(record)
+    rows = [
+        [t.name, t.goal, t.measured, t.by_cpu, verdicts[t.passed]]
+        for t in targets(record)
+        if t.passed is not None or not measured_only
     ]
+    text = _table(("target", "goal", "wall time", "CPU time", "result"), rows)
     failures = _failures(record)
-    failure_text = ""
     if failures:
-        failure_text = "\n\n**Failed measurements** (see the JSON record for the output):\n\n"
-        failure_text += "\n".join(
+        text += "\n\n**Failed measurements** (see the JSON record for the output):\n\n"
+        text += "\n".join(
             f"- `{f['task']}` {json.dumps(f['params'])}: {f['error'].splitlines()[0]}"
             for f in failures
         )
+    return text
+
+
+def _supplement(name: str, record: Record) -> str:
+    """A partial run's measured parts, for the end of another run's page."""
+    suite = record["suite"]
+    parts = [
+        f"### `{name}`: suite `{suite['name']}`, {suite['repeats']} repeat(s), {record['started']}",
+        "",
+        _banner(record),
+        "",
+        _targets_table(record, measured_only=True),
+    ]
+    if _results(record, "hubtransfer_fit"):
+        rows = [row for row in _pipeline_rows(record) if row[1] != "\u2013"]
+        parts += ["", _table(("pipeline", "time", "per epoch", "CPU time", "peak RSS"), rows)]
+    if _results(record, "tf_forward_limit") or _results(record, "hubtransfer_extract"):
+        header = ("path", "time", "throughput", "vs TF forward", "CPU ms/image", "peak RSS")
+        parts += ["", _table(header, _extraction_rows(record)), "", _latency_section(record)]
+    if _results(record, "memory_fit"):
+        parts += ["", _memory_section(record)]
+    if _results(record, "accuracy"):
+        parts += ["", _accuracy_section(record)]
+    found = _results(record, "stages")
+    if found:
+        parts += ["", _table(("stage", "core-ms per image"), _cost_rows(record, found))]
+        parts += ["", *(note + "\n" for note in _cost_notes(record, found))]
+        parts += [_table(("stage", "time"), _fixed_rows(found)), "", _fit_budget(record, found)]
+    return "\n".join(parts)
+
+
+def render(record: Record, supplements: Sequence[tuple[str, Record]] = ()) -> str:
+    """The whole page, in Markdown; ``supplements`` are partial runs shown at the end."""
+    suite = record["suite"]
+    command = f"python benchmarks/run.py --suite {suite['name']} --repeats {suite['repeats']}"
     parts = [
         "# Benchmarks",
         "",
@@ -739,7 +789,7 @@ def render(record: Record) -> str:
         "processes, so where the two disagree on a shared machine, trust the CPU-time "
         "ratio more (it cannot see time spent waiting, which wall time does).",
         "",
-        _table(("target", "goal", "wall time", "CPU time", "result"), target_rows) + failure_text,
+        _targets_table(record),
         "",
         "## Training: the seed pipeline against hubtransfer",
         "",
@@ -773,19 +823,37 @@ def render(record: Record) -> str:
         _profiling_section(record),
         "",
     ]
+    if supplements:
+        parts += [
+            "## Partial runs at full size",
+            "",
+            "Parts of the full suite, run separately (`--only ...`) on the real sizes, on the "
+            "same machine, and added to this page with `python benchmarks/report.py "
+            f"benchmarks/results/{suite['name']}.json --also "
+            + " ".join(f"benchmarks/results/{name}" for name, _ in supplements)
+            + "`.",
+            "",
+        ]
+        for name, extra in supplements:
+            parts += [_supplement(name, extra), ""]
     return "\n".join(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``report.py RECORD.json [OUT.md]``: regenerates the page from a saved record."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if not 1 <= len(args) <= 2:
-        print("usage: python benchmarks/report.py RECORD.json [OUT.md]", file=sys.stderr)
-        return 2
-    record = json.loads(Path(args[0]).read_text())
-    out = Path(args[1]) if len(args) == 2 else Path(__file__).parent.parent / "docs/benchmarks.md"
-    out.write_text(render(record))
-    print(f"Wrote {out}")
+    """Regenerates the page from saved records (see ``--help``)."""
+    parser = argparse.ArgumentParser(description="Writes docs/benchmarks.md from a record.")
+    parser.add_argument("record", type=Path, help="a record written by benchmarks/run.py")
+    parser.add_argument(
+        "out", type=Path, nargs="?", default=Path(__file__).parent.parent / "docs/benchmarks.md"
+    )
+    parser.add_argument(
+        "--also", type=Path, nargs="*", default=[], help="partial runs to add at the end"
+    )
+    args = parser.parse_args(argv)
+    record = json.loads(args.record.read_text())
+    supplements = [(path.name, json.loads(path.read_text())) for path in args.also]
+    args.out.write_text(render(record, supplements))
+    print(f"Wrote {args.out}")
     return 0
 
 
