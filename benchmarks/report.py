@@ -659,8 +659,11 @@ def _fit_budget(record: Record, found: Sequence[dict[str, Any]]) -> str:
         f"head {_median(found, 'head_s'):.2f} s, the feature store "
         f"{_median(found, 'store_put_s') + _median(found, 'store_get_s'):.2f} s: {rest:.1f} s "
         f"in all, {rest / (load.median + extract.median):.0%} of an extraction "
-        f"(the target allows {FIT_OVER_EXTRACTION - 1:.0%}). The re-fit does all of this but "
-        "the extraction, and loads the backbone again though it never runs it."
+        f"(the target allows {FIT_OVER_EXTRACTION - 1:.0%}). `fit` decodes each file once: "
+        "the extraction pipeline itself finds the files that cannot be decoded (there is no "
+        "separate checking pass), and train and validation images go through one pipeline. "
+        "The re-fit does none of the backbone work: its features all come from the cache, "
+        "and the backbone's SavedModel is not even loaded (it is loaded on first use only)."
     )
 
 
@@ -760,8 +763,17 @@ def _supplement(name: str, record: Record) -> str:
     return "\n".join(parts)
 
 
-def render(record: Record, supplements: Sequence[tuple[str, Record]] = ()) -> str:
-    """The whole page, in Markdown; ``supplements`` are partial runs shown at the end."""
+def render(
+    record: Record,
+    supplements: Sequence[tuple[str, Record]] = (),
+    fragments: Sequence[Path] = (),
+) -> str:
+    """The whole page, in Markdown.
+
+    ``fragments`` are sections written by the other benchmark scripts (each a Markdown
+    file that opens with its own ``##`` heading); ``supplements`` are partial runs shown
+    at the end.
+    """
     suite = record["suite"]
     command = f"python benchmarks/run.py --suite {suite['name']} --repeats {suite['repeats']}"
     parts = [
@@ -823,6 +835,8 @@ def render(record: Record, supplements: Sequence[tuple[str, Record]] = ()) -> st
         _profiling_section(record),
         "",
     ]
+    for fragment in fragments:
+        parts += [fragment.read_text().strip(), ""]
     if supplements:
         parts += [
             "## Partial runs at full size",
@@ -839,6 +853,15 @@ def render(record: Record, supplements: Sequence[tuple[str, Record]] = ()) -> st
     return "\n".join(parts)
 
 
+FRAGMENTS: Final = ("finetune.md", "scaling.md", "gpu.md")
+"""Sections written by ``finetune.py``, ``scaling.py`` and ``gpu_check.py``, in page order."""
+
+
+def fragments(results: Path = Path(__file__).parent / "results") -> list[Path]:
+    """The fragments that exist in ``results``, in page order."""
+    return [results / name for name in FRAGMENTS if (results / name).is_file()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Regenerates the page from saved records (see ``--help``)."""
     parser = argparse.ArgumentParser(description="Writes docs/benchmarks.md from a record.")
@@ -852,7 +875,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     record = json.loads(args.record.read_text())
     supplements = [(path.name, json.loads(path.read_text())) for path in args.also]
-    args.out.write_text(render(record, supplements))
+    args.out.write_text(render(record, supplements, fragments()))
     print(f"Wrote {args.out}")
     return 0
 

@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Wrote {json_path}")
     if not args.no_docs:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report.render(record))
+        args.out.write_text(report.render(record, fragments=report.fragments()))
         print(f"Wrote {args.out}")
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
@@ -175,35 +176,71 @@ class Backbone:
     Attributes:
         spec: The backbone's spec.
         path: The local SavedModel folder the handle resolved to.
-        layer: The ``tensorflow_hub.KerasLayer``, usable in a ``tf_keras`` model.
     """
 
     def __init__(self, spec: BackboneSpec, *, path: Path, trainable: bool = False) -> None:
-        import tensorflow_hub as hub
-
-        self.spec: Final = spec
-        self.path: Final = path
-        height, width = spec.input_size
-        try:
-            self.layer: Final[Any] = hub.KerasLayer(
-                str(path),
-                trainable=trainable,
-                input_shape=(height, width, 3),
-                name=re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.name),
-            )
-        except Exception as error:
-            raise HandleError(
-                f"tensorflow_hub cannot load the SavedModel of backbone {spec.name!r} from "
-                f"{str(path)!r}: {error!r}. Check that it is a TF2 SavedModel (TF-Hub format); "
-                "if it is a cache entry, delete the folder so it is fetched again."
-            ) from error
+        self.spec: BackboneSpec = spec
+        self.path: Path = path
+        self._trainable = bool(trainable)
+        self._layer: Any = None
+        self._layer_lock = threading.Lock()
         self._content_hash: str | None = None
         self._forward: Any = None
+        self._load_layer()
+
+    @classmethod
+    def _deferred(cls, spec: BackboneSpec, *, path: Path) -> Backbone:
+        """A frozen backbone whose SavedModel is loaded at the first use of :attr:`layer`.
+
+        For the classifier: a re-fit whose features are all cached, or an
+        extraction on a TFLite copy that was converted and checked before,
+        never needs the TensorFlow graph (loading it costs seconds and
+        hundreds of MB).
+        """
+        backbone = cls.__new__(cls)
+        backbone.spec = spec
+        backbone.path = path
+        backbone._trainable = False
+        backbone._layer = None
+        backbone._layer_lock = threading.Lock()
+        backbone._content_hash = None
+        backbone._forward = None
+        return backbone
+
+    def _load_layer(self) -> Any:
+        import tensorflow_hub as hub
+
+        with self._layer_lock:
+            if self._layer is not None:
+                return self._layer
+            spec, path = self.spec, self.path
+            height, width = spec.input_size
+            try:
+                self._layer = hub.KerasLayer(
+                    str(path),
+                    trainable=self._trainable,
+                    input_shape=(height, width, 3),
+                    name=re.sub(r"[^A-Za-z0-9_.\-]", "_", spec.name),
+                )
+            except Exception as error:
+                raise HandleError(
+                    f"tensorflow_hub cannot load the SavedModel of backbone {spec.name!r} from "
+                    f"{str(path)!r}: {error!r}. Check that it is a TF2 SavedModel (TF-Hub "
+                    "format); if it is a cache entry, delete the folder so it is fetched again."
+                ) from error
+            return self._layer
+
+    @property
+    def layer(self) -> Any:
+        """The ``tensorflow_hub.KerasLayer``, usable in a ``tf_keras`` model."""
+        layer = self._layer
+        return layer if layer is not None else self._load_layer()
 
     @property
     def trainable(self) -> bool:
         """Whether the layer's weights are trainable (frozen by default)."""
-        return bool(self.layer.trainable)
+        layer = self._layer
+        return bool(layer.trainable) if layer is not None else self._trainable
 
     @property
     def output_dim(self) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._backbone import Backbone, load_backbone
+from ._backbone import Backbone, load_backbone, resolve_spec
 from ._cache import build_atomically, cache_dir, replace_directory
 from ._calibration import (
     CalibrationReport,
@@ -27,7 +27,13 @@ from ._calibration import (
 )
 from ._catalog import DEFAULT_BACKBONE
 from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
-from ._doctor import BadImage, bad_images_error, find_bad_images, screen_collection
+from ._doctor import (
+    BadImage,
+    apply_bad_images,
+    bad_images_error,
+    find_bad_images,
+    screen_collection,
+)
 from ._evaluation import EvaluationReport, evaluation_report
 from ._exceptions import (
     DatasetError,
@@ -36,8 +42,9 @@ from ._exceptions import (
     NotFittedError,
 )
 from ._export import ExportFormat, Quantization, export_model, temperature_scaled_head
-from ._features import FeatureStore, extract_features
+from ._features import FeatureStore, extract_features, extract_into_store
 from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
+from ._handles import resolve_handle
 from ._head import HeadTrainer
 from ._labels import LabelMap
 from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
@@ -178,10 +185,13 @@ class TransferClassifier:
             device. It is not saved with the model.
         on_bad_image: What :meth:`fit` does about image files that cannot
             be decoded (empty, not images, truncated, over
-            ``max_image_pixels``). Every file is decoded once before training
-            (files whose features are cached are only hashed): ``"raise"``
-            raises one :class:`ImageDecodeError` listing them all; ``"skip"``
-            trains without them and lists them in ``skipped_images_``.
+            ``max_image_pixels``). Every file is decoded once, before the head
+            trains, by the pipeline that computes its features (files whose
+            features are cached are only hashed): ``"raise"`` then raises one
+            :class:`ImageDecodeError` listing them all (the good files'
+            features stay cached, so the fit after the fix is quick);
+            ``"skip"`` trains without them and lists them in
+            ``skipped_images_``.
         max_image_pixels: Images with more pixels are refused before they
             are decoded (a decompression-bomb guard); ``None`` for no limit.
         verbose: 0 silent; 1 progress and per-epoch metrics.
@@ -413,10 +423,11 @@ class TransferClassifier:
                 image file that cannot be decoded, before any training.
         """
         self._validate()
+        previous = self.__dict__.get("backbone_")
         # A refit that fails must not leave the old head beside a new backbone.
         for name in _FITTED_STATE:
             self.__dict__.pop(name, None)
-        backbone = load_backbone(self.backbone)
+        backbone = self._frozen_backbone(previous)
         preprocessor = Preprocessor.from_spec(backbone.spec, max_pixels=self.max_image_pixels)
         store = (
             FeatureStore.for_backbone(backbone, backbone.spec.preprocessing)
@@ -524,18 +535,69 @@ class TransferClassifier:
             return validation
         return self._features_of_files(validation_files[0]), validation_files[1]
 
+    def _frozen_backbone(self, previous: Backbone | None) -> Backbone:
+        """The frozen backbone to fit with: the previous fit's if unchanged, else a new one.
+
+        Its SavedModel is loaded only when something runs it (an image whose
+        features are not cached, with no checked TFLite copy at hand): a
+        re-fit on cached features does no backbone work at all.
+        """
+        spec = resolve_spec(self.backbone)
+        path = resolve_handle(spec.handle)
+        signature = _folder_signature(path)
+        unchanged = self.__dict__.get("_backbone_signature") == signature
+        self._backbone_signature = signature
+        if (
+            unchanged
+            and previous is not None
+            and not previous.trainable
+            and previous.spec == spec
+            and previous.path == path
+        ):
+            return previous
+        return Backbone._deferred(spec, path=path)
+
     def _log(self, message: str) -> None:
         if self.verbose:
             print(message, file=sys.stderr)
 
     def _screened(self, collection: ImageCollection) -> ImageCollection:
-        """Decodes every file before training; raises, or drops the bad ones (on_bad_image)."""
-        kept, bad = screen_collection(
-            collection,
-            on_bad_image=self.on_bad_image,
-            max_pixels=self.max_image_pixels,
-            known_good=self._store,
-        )
+        """Finds every file training cannot use, before training; raises, or drops them.
+
+        With the feature cache on, this is the extraction itself: every file
+        is decoded once, by the pipeline that computes its features, and the
+        ones that fail are examined afterwards to say why. Without it, every
+        file is decoded by a separate check first.
+        """
+        if self._store is None:
+            kept, bad = screen_collection(
+                collection,
+                on_bad_image=self.on_bad_image,
+                max_pixels=self.max_image_pixels,
+            )
+        else:
+            failed = extract_into_store(
+                self.backbone_,
+                self.preprocessor_,
+                collection.paths,
+                store=self._store,
+                batch_size=self.extraction_batch_size,
+                verbose=bool(self.verbose),
+                runtime=self.runtime,
+            )
+            failed_paths = [collection.paths[i] for i in failed]
+            found = find_bad_images(failed_paths, max_pixels=self.max_image_pixels)
+            named = {item.path for item in found}
+            # The decoder of the check and the pipeline's agree; if they ever do not,
+            # the pipeline's verdict stands.
+            found += [
+                BadImage(path=path, kind="damaged", reason="cannot be decoded by TensorFlow")
+                for path in failed_paths
+                if path not in named
+            ]
+            order = {path: i for i, path in enumerate(failed_paths)}
+            found.sort(key=lambda item: order.get(item.path, len(order)))
+            kept, bad = apply_bad_images(collection, found, on_bad_image=self.on_bad_image)
         if bad:
             self.skipped_images_ = (*self.skipped_images_, *bad)
             self._log(
@@ -1092,6 +1154,17 @@ class TransferClassifier:
         )
         model._keras_model = None
         return model
+
+
+def _folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Names, sizes and modification times of a folder's files: changes when it is rewritten."""
+    entries = []
+    for file in sorted(folder.rglob("*")):
+        if file.is_file():
+            status = file.stat()
+            name = file.relative_to(folder).as_posix()
+            entries.append((name, status.st_size, status.st_mtime_ns))
+    return tuple(entries)
 
 
 def _registered_names() -> set[str]:

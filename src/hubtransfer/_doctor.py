@@ -804,6 +804,16 @@ def screen_collection(
     bad = find_bad_images(
         collection.paths, max_pixels=max_pixels, known_good=known_good, workers=workers
     )
+    return apply_bad_images(collection, bad, on_bad_image=on_bad_image)
+
+
+def apply_bad_images(
+    collection: ImageCollection,
+    bad: Sequence[BadImage],
+    *,
+    on_bad_image: Literal["raise", "skip"] = "raise",
+) -> tuple[ImageCollection, tuple[BadImage, ...]]:
+    """What :func:`screen_collection` does with the bad files it found: raise, or drop them."""
     if not bad:
         return collection, ()
     if on_bad_image == "raise":

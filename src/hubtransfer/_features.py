@@ -24,15 +24,17 @@ again, and would orphan every existing store, for no difference in results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._cache import cache_dir
+from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
 from ._runtime import FeatureRuntime, RuntimeChoice, select_runtime
 from ._spec import PreprocessingContract
@@ -70,6 +73,39 @@ def file_digest(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_digests: dict[tuple[str, int, int, int, int], str] = {}
+_DIGEST_CACHE_LIMIT: Final = 1 << 20
+_digests_guard: Final = threading.Lock()
+
+
+def cached_digest(path: str | os.PathLike[str]) -> str:
+    """:func:`file_digest`, remembered in this process while the file is unchanged.
+
+    One fit hashes each file up to three times (the bad-file screen, the
+    training and the validation features); this hashes it once. A file
+    counts as unchanged while its device, inode, size and modification time
+    (in nanoseconds) are, which is what build tools trust too.
+    """
+    status = os.stat(path)
+    key = (
+        os.path.abspath(path),
+        status.st_dev,
+        status.st_ino,
+        status.st_size,
+        status.st_mtime_ns,
+    )
+    with _digests_guard:
+        known = _digests.get(key)
+    if known is not None:
+        return known
+    digest = file_digest(path)
+    with _digests_guard:
+        if len(_digests) >= _DIGEST_CACHE_LIMIT:
+            _digests.clear()
+        _digests[key] = digest
+    return digest
 
 
 class FeatureStore:
@@ -250,6 +286,65 @@ class _RuntimeOnFirstBatch:
         return self._runtime(batch)
 
 
+class _ShardWriter:
+    """Collects features batch by batch and stores each ``chunk_size`` of them as a shard."""
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        chunk_size: int,
+        *,
+        on_stored: Callable[[Sequence[str]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._chunk_size = chunk_size
+        self._on_stored = on_stored
+        self._keys: list[str] = []
+        self._parts: list[npt.NDArray[np.float32]] = []
+        self.seen = 0
+
+    def add(self, keys: Sequence[str], features: npt.NDArray[np.float32]) -> None:
+        self._keys += keys
+        self._parts.append(features)
+        self.seen += len(keys)
+        while len(self._keys) >= self._chunk_size:
+            self._store_first(self._chunk_size)
+
+    def flush(self) -> None:
+        if self._keys:
+            self._store_first(len(self._keys))
+
+    def _store_first(self, count: int) -> None:
+        keys = self._keys[:count]
+        features = np.concatenate(self._parts)
+        self._store.put(keys, features[:count])
+        self._keys = self._keys[count:]
+        self._parts = [features[count:]] if self._keys else []
+        if self._on_stored is not None:
+            self._on_stored(keys)
+
+
+@contextlib.contextmanager
+def _naming_bad_files(
+    files: Sequence[str], preprocessor: Preprocessor, *, total: int | None = None
+) -> Iterator[None]:
+    """Turns a decoding error inside the pipeline into one that names every bad file.
+
+    The header check before the pipeline catches most bad files; one that
+    is damaged further in fails inside ``tf.data`` with an error that does
+    not say which file it was.
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except tf.errors.OpError as error:
+        bad = find_bad_images(files, max_pixels=preprocessor.max_pixels)
+        if not bad:
+            raise
+        raise bad_images_error(bad, total or len(files), training=False) from error
+
+
 def _check_runtime(runtime: object) -> RuntimeChoice | FeatureRuntime:
     if runtime in ("auto", "tflite", "tensorflow") or (
         not isinstance(runtime, str) and isinstance(runtime, FeatureRuntime)
@@ -317,11 +412,12 @@ def extract_features(
     report = _print_progress("Extracting features") if verbose else None
     if store is None:
         forward = _RuntimeOnFirstBatch(backbone, choice, images=len(files))
-        features = _run(forward, preprocessor.dataset(files, batch_size=batch_size), dim)
+        with _naming_bad_files(files, preprocessor):
+            features = _run(forward, preprocessor.dataset(files, batch_size=batch_size), dim)
         if report:
             report(len(files), len(files))
         return features
-    digests = [file_digest(f) for f in files]
+    digests = [cached_digest(f) for f in files]
     todo = store.missing(digests)
     # Identical files share one digest: extract each once.
     unique_todo = list(dict.fromkeys(digests[i] for i in todo))
@@ -331,16 +427,94 @@ def extract_features(
     copies: dict[str, int] = {}
     for i in todo:
         copies[digests[i]] = copies.get(digests[i], 0) + 1
-    done = len(files) - len(todo)
-    forward = _RuntimeOnFirstBatch(backbone, choice, images=len(unique_todo))
-    for start in range(0, len(unique_todo), chunk_size):
-        chunk = unique_todo[start : start + chunk_size]
-        chunk_files = [files[first_position[d]] for d in chunk]
-        features = _run(forward, preprocessor.dataset(chunk_files, batch_size=batch_size), dim)
-        store.put(chunk, features)
-        done += sum(copies[d] for d in chunk)
+    done = [len(files) - len(todo)]
+
+    def stored(keys: Sequence[str]) -> None:
+        done[0] += sum(copies[d] for d in keys)
         if report:
-            report(done, len(files))
+            report(done[0], len(files))
+
+    forward = _RuntimeOnFirstBatch(backbone, choice, images=len(unique_todo))
+    todo_files = [files[first_position[d]] for d in unique_todo]
+    with _naming_bad_files(todo_files, preprocessor, total=len(files)):
+        # One pipeline for every file, so decoding never stops between shards.
+        data = preprocessor.dataset(todo_files, batch_size=batch_size)
+        writer = _ShardWriter(store, chunk_size, on_stored=stored)
+        for batch in data:
+            array = np.asarray(batch, np.float32)
+            writer.add(unique_todo[writer.seen : writer.seen + len(array)], forward(array))
+        writer.flush()
     if report and not todo:
         sys.stderr.write(f"Features of all {len(files)} images found in the cache.\n")
     return store.get(digests)
+
+
+def extract_into_store(
+    backbone: Backbone,
+    preprocessor: Preprocessor,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    store: FeatureStore,
+    batch_size: int = 64,
+    chunk_size: int = DEFAULT_CHUNK,
+    verbose: bool = True,
+    runtime: RuntimeChoice | FeatureRuntime = "auto",
+) -> list[int]:
+    """Stores the features of every usable file not stored yet; returns the others.
+
+    Unlike :func:`extract_features` it does not stop at a file that cannot be
+    decoded: the file is left out (the store only ever holds features of
+    images that decoded), and its position is returned so the caller can
+    name it or drop it. This is how ``fit`` decodes each file once: a
+    separate decoding pass to find bad files first would cost a sixth of
+    the extraction again.
+
+    Returns:
+        Positions (into ``paths``) of the files whose features could not be
+        computed, in order.
+    """
+    files = [os.fspath(p) for p in paths]
+    choice = _check_runtime(runtime)
+    # Every file's header, stored or not: the pixel limit is not part of the store's key.
+    checks = preprocessor._file_problems(files)
+    unreadable: list[int] = []
+    digests: list[str] = []
+    for position, (file, (problem, _)) in enumerate(zip(files, checks, strict=True)):
+        try:
+            if problem is not None:
+                raise OSError(problem)
+            digests.append(cached_digest(file))
+        except OSError:
+            unreadable.append(position)
+            digests.append("")
+    todo = [i for i in store.missing(digests) if digests[i]]
+    first_position: dict[str, int] = {}
+    for i in todo:
+        first_position.setdefault(digests[i], i)
+    unique_todo = list(first_position)
+    if not unique_todo:
+        return unreadable
+    report = _print_progress("Extracting features") if verbose else None
+    done = [0]
+
+    def stored(keys: Sequence[str]) -> None:
+        done[0] += len(keys)
+        if report:
+            report(done[0], len(unique_todo))
+
+    forward = _RuntimeOnFirstBatch(backbone, choice, images=len(unique_todo))
+    # One pipeline for every file, so decoding never stops between shards.
+    data = preprocessor._tolerant_dataset(
+        [files[first_position[d]] for d in unique_todo],
+        [checks[first_position[d]][1] for d in unique_todo],
+        batch_size=batch_size,
+    )
+    writer = _ShardWriter(store, chunk_size, on_stored=stored)
+    decoded: set[str] = set()
+    for positions, images in data:
+        keys = [unique_todo[int(i)] for i in np.asarray(positions)]
+        decoded.update(keys)
+        writer.add(keys, forward(np.asarray(images, np.float32)))
+    writer.flush()
+    failed_digests = set(unique_todo) - decoded
+    return sorted([*unreadable, *(i for i in todo if digests[i] in failed_digests)])

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["HeadTrainer", "balanced_class_weights"]
 
 _STREAM_CHUNK_BYTES: Final = 64 << 20
+_STEPS_PER_EXECUTION: Final = 32
 """Bytes of features checked or read at a time when they are memory-mapped."""
 
 ClassWeight = Literal["balanced"] | Mapping[int, float] | None
@@ -256,6 +257,9 @@ class HeadTrainer:
                 optimizer=tf_keras.optimizers.Adam(self.learning_rate),
                 loss=tf_keras.losses.CategoricalCrossentropy(label_smoothing=self.label_smoothing),
                 metrics=["accuracy"],
+                # Many small steps per call: the same updates in the same order, but a
+                # Dense head's step is so cheap that one call per step is mostly overhead.
+                steps_per_execution=_STEPS_PER_EXECUTION,
             )
         one_hot = np.eye(classes, dtype=np.float32)
         train = _batches(x, one_hot[y], batch_size=self.batch_size, seed=self.seed, shuffle=True)
@@ -445,4 +449,8 @@ def _batches(
         tf.TensorSpec((None, x.shape[1]), tf.float32),
         tf.TensorSpec((None, targets.shape[1]), tf.float32),
     )
-    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+    batches = -(-len(x) // batch_size)
+    # A known length: Keras needs it to run several steps per call.
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).apply(
+        tf.data.experimental.assert_cardinality(batches)
+    )

@@ -1098,6 +1098,48 @@ class Preprocessor:
         options.deterministic = True
         return data.with_options(options)
 
+    def _file_problems(self, files: Sequence[str]) -> list[tuple[str | None, int]]:
+        """Each file's problem judged from its header (``None`` if none), and EXIF orientation."""
+        return [_file_problem(source, self._max_pixels) for source in files]
+
+    def _tolerant_dataset(
+        self,
+        files: Sequence[str],
+        orientations: Sequence[int],
+        *,
+        batch_size: int,
+        num_parallel_calls: int | None = None,
+    ) -> tf.data.Dataset:
+        """Batches of ``(positions, images)`` that leave out the files that fail to decode.
+
+        For extraction that must not stop at a bad file: a file that fails
+        inside the pipeline is dropped there (``ignore_errors``); the
+        positions (into ``files``) say which images a batch holds. Check the
+        headers first (:meth:`_file_problems`), as :meth:`dataset` does.
+        """
+        parallel = num_parallel_calls or os.cpu_count() or 1
+
+        def load(position: Any, path: Any, orientation: Any) -> Any:
+            return position, self(self._decode(tf.io.read_file(path), orientation))
+
+        data = (
+            tf.data.Dataset.from_tensor_slices(
+                (
+                    tf.range(len(files), dtype=tf.int64),
+                    tf.constant([os.fsencode(source) for source in files], dtype=tf.string),
+                    tf.constant(list(orientations), dtype=tf.int64, shape=[len(files)]),
+                )
+            )
+            .map(load, num_parallel_calls=parallel, deterministic=True)
+            .ignore_errors()
+            .batch(batch_size)
+            .prefetch(2)
+        )
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        options.deterministic = True
+        return data.with_options(options)
+
     # Helpers ----------------------------------------------------------------
 
     def _preprocess_item(self, image: object, position: int) -> npt.NDArray[np.float32]:
