@@ -42,6 +42,7 @@ from ._head import HeadTrainer
 from ._labels import LabelMap
 from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
 from ._spec import BackboneSpec
+from ._validation import check_bool, check_images_argument
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -794,6 +795,8 @@ class TransferClassifier:
             ``[n, len(classes_)]`` probabilities; rows sum to 1.
         """
         self._check_fitted()
+        check_images_argument(images, "TransferClassifier.predict_proba")
+        check_bool(calibrated, "calibrated", "TransferClassifier.predict_proba")
         probabilities = self.trainer_.predict_proba(self._features_for_prediction(images))
         temperature = self.temperature_ if calibrated else None
         if temperature is None or temperature == 1.0:
@@ -870,6 +873,8 @@ class TransferClassifier:
             top_k: Which top-k accuracies to report.
         """
         self._check_fitted()
+        if y is not None:
+            check_images_argument(data, "TransferClassifier.evaluate")
         features, labels = self._labelled(data, y)
         probabilities = self.trainer_.predict_proba(features)
         return evaluation_report(

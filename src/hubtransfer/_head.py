@@ -313,11 +313,15 @@ class HeadTrainer:
     ) -> npt.NDArray[np.float32]:
         """Class probabilities ``[n, n_classes]`` for features ``[n, d]``."""
         self._check_fitted()
-        x = np.asarray(features, dtype=np.float32)
+        x = _real_array(features, "HeadTrainer.predict_proba", InvalidParameterError)
         if x.ndim != 2 or x.shape[1] != self.feature_dim_:
             raise InvalidParameterError(
                 f"HeadTrainer.predict_proba needs features shaped [n, {self.feature_dim_}]; "
                 f"got {x.shape}."
+            )
+        if not np.all(np.isfinite(x)):
+            raise InvalidParameterError(
+                "HeadTrainer.predict_proba got features holding NaN or infinite values."
             )
         if not len(x):
             return np.zeros((0, self.n_classes_), np.float32)
@@ -381,7 +385,7 @@ def _check_xy(
     x: npt.NDArray[np.float32] = (
         features  # type: ignore[assignment]
         if _is_float32_memmap(features)
-        else np.asarray(features, dtype=np.float32)
+        else _real_array(features, f"HeadTrainer.fit's {feature_name}", DatasetError)
     )
     y = np.asarray(labels)
     if x.ndim != 2 or not len(x):
@@ -402,6 +406,19 @@ def _check_xy(
         if not np.all(np.isfinite(x[start : start + rows])):
             raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
     return x, y.astype(np.int64)
+
+
+def _real_array(
+    values: npt.ArrayLike, where: str, error: type[InvalidParameterError | DatasetError]
+) -> npt.NDArray[np.float32]:
+    """``values`` as float32, refusing what a cast would garble (complex, strings, objects)."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        # astype would drop imaginary parts, parse strings and call float() on objects.
+        raise error(
+            f"{where} must be real numbers (float or int); got an array of dtype {array.dtype}."
+        )
+    return array.astype(np.float32, copy=False)
 
 
 def _is_float32_memmap(value: object) -> bool:
