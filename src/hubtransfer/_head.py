@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._exceptions import DatasetError, InvalidParameterError, NotFittedError
+from ._validation import bad_parameter, check_float, check_int
 
 if TYPE_CHECKING:
     from ._backbone import Backbone
@@ -23,42 +24,6 @@ _STREAM_CHUNK_BYTES: Final = 64 << 20
 ClassWeight = Literal["balanced"] | Mapping[int, float] | None
 
 _OWNER: Final = "HeadTrainer"
-
-
-def _bad(name: str, expected: str, value: object, owner: str = _OWNER) -> InvalidParameterError:
-    return InvalidParameterError(
-        f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
-    )
-
-
-def _check_int(value: object, name: str, *, minimum: int, owner: str = _OWNER) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise _bad(name, expected, value, owner)
-    return int(value)
-
-
-def _check_float(
-    value: object,
-    name: str,
-    *,
-    low: float,
-    high: float,
-    owner: str = _OWNER,
-    open_low: bool = False,
-) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if ok:
-        number = float(value)  # type: ignore[arg-type]
-        ok = (
-            math.isfinite(number)
-            and (number > low if open_low else number >= low)
-            and number < high
-        )
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise _bad(name, f"a float in {bracket}{low:g}, {high:g})", value, owner)
-    return float(value)  # type: ignore[arg-type]
 
 
 def balanced_class_weights(labels: npt.ArrayLike, n_classes: int) -> dict[int, float]:
@@ -150,34 +115,36 @@ class HeadTrainer:
 
     def validate(self, owner: str = _OWNER) -> None:
         """Checks every parameter, naming the first bad one in an InvalidParameterError."""
-        _check_int(self.epochs, "epochs", minimum=1, owner=owner)
-        _check_int(self.batch_size, "batch_size", minimum=1, owner=owner)
+        check_int(self.epochs, "epochs", minimum=1, owner=owner)
+        check_int(self.batch_size, "batch_size", minimum=1, owner=owner)
         if self.strategy is not None:
             import tensorflow as tf
 
             if not isinstance(self.strategy, tf.distribute.Strategy):
-                raise _bad("strategy", "a tf.distribute.Strategy or None", self.strategy, owner)
-        _check_float(
+                raise bad_parameter(
+                    "strategy", "a tf.distribute.Strategy or None", self.strategy, owner
+                )
+        check_float(
             self.learning_rate, "learning_rate", low=0.0, high=10.0, owner=owner, open_low=True
         )
-        _check_float(self.dropout, "dropout", low=0.0, high=1.0, owner=owner)
+        check_float(self.dropout, "dropout", low=0.0, high=1.0, owner=owner)
         if self.hidden_units is not None:
-            _check_int(self.hidden_units, "hidden_units", minimum=1, owner=owner)
-        _check_float(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, owner=owner)
-        _check_float(self.l2, "l2", low=0.0, high=math.inf, owner=owner)
+            check_int(self.hidden_units, "hidden_units", minimum=1, owner=owner)
+        check_float(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, owner=owner)
+        check_float(self.l2, "l2", low=0.0, high=math.inf, owner=owner)
         weight = self.class_weight
         if not (weight is None or weight == "balanced" or isinstance(weight, Mapping)):
-            raise _bad(
+            raise bad_parameter(
                 "class_weight",
                 "'balanced', a mapping of class index to weight, or None",
                 weight,
                 owner,
             )
         if not isinstance(self.early_stopping, bool):
-            raise _bad("early_stopping", "a bool", self.early_stopping, owner)
-        _check_int(self.patience, "patience", minimum=1, owner=owner)
-        _check_int(self.seed, "seed", minimum=0, owner=owner)
-        _check_int(self.verbose, "verbose", minimum=0, owner=owner)
+            raise bad_parameter("early_stopping", "a bool", self.early_stopping, owner)
+        check_int(self.patience, "patience", minimum=1, owner=owner)
+        check_int(self.seed, "seed", minimum=0, owner=owner)
+        check_int(self.verbose, "verbose", minimum=0, owner=owner)
 
     def build_head(self, feature_dim: int, n_classes: int) -> Any:
         """Builds the untrained head: ``[n, feature_dim]`` → ``[n, n_classes]`` probabilities."""
@@ -238,7 +205,9 @@ class HeadTrainer:
         self.validate()
         x, y = _check_xy(features, labels, "features", "labels")
         classes = (
-            int(y.max()) + 1 if n_classes is None else _check_int(n_classes, "n_classes", minimum=2)
+            int(y.max()) + 1
+            if n_classes is None
+            else check_int(n_classes, "n_classes", minimum=2, owner=_OWNER)
         )
         if n_classes is not None and int(y.max()) >= classes:
             raise DatasetError(f"A label is {int(y.max())}, but n_classes is {classes}.")

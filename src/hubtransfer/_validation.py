@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
+
 from ._exceptions import ImageDecodeError, InvalidParameterError
 
-__all__ = ["check_bool", "check_images_argument"]
+__all__ = [
+    "bad_parameter",
+    "check_bool",
+    "check_float",
+    "check_images_argument",
+    "check_int",
+]
 
 _IMAGES: str = (
     "a folder, image file paths, encoded bytes, image arrays ([h, w, c] each, or one "
@@ -16,12 +25,49 @@ _IMAGES: str = (
 )
 
 
+def bad_parameter(name: str, expected: str, value: object, owner: str) -> InvalidParameterError:
+    """The error for a parameter of ``owner`` that is not ``expected``, naming the value."""
+    return InvalidParameterError(
+        f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
+    )
+
+
+def check_int(value: object, name: str, *, minimum: int, owner: str) -> int:
+    """``value`` as an int if it is one (not a bool) and at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+        raise bad_parameter(name, expected, value, owner)
+    return int(value)
+
+
+def check_float(
+    value: object,
+    name: str,
+    *,
+    low: float,
+    high: float,
+    owner: str,
+    open_low: bool = False,
+) -> float:
+    """``value`` as a float if it is a finite number in ``[low, high)`` (``(low, high)``)."""
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = (
+            math.isfinite(number)
+            and (number > low if open_low else number >= low)
+            and number < high
+        )
+    if not ok:
+        bracket = "(" if open_low else "["
+        raise bad_parameter(name, f"a float in {bracket}{low:g}, {high:g})", value, owner)
+    return float(value)  # type: ignore[arg-type]
+
+
 def check_bool(value: object, name: str, owner: str) -> bool:
     """``value`` if it is a bool, else an error naming the parameter and the value."""
     if not isinstance(value, bool):
-        raise InvalidParameterError(
-            f"The {name!r} parameter of {owner} must be True or False. Got {value!r} instead."
-        )
+        raise bad_parameter(name, "True or False", value, owner)
     return value
 
 
