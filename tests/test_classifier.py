@@ -504,6 +504,47 @@ def test_saving_onto_a_file_is_refused(fitted: TransferClassifier, tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
 
 
+def test_a_save_that_fails_midway_leaves_the_old_model_and_nothing_else(
+    fitted: TransferClassifier,
+    colours: Path,
+    spec: hubtransfer.BackboneSpec,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    target = tmp_path / "models" / "colours"
+    fitted.save(target)
+    before = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    other = TransferClassifier(backbone=spec, **{**FAST, "epochs": 1, "seed": 7}).fit(colours)
+    write = TransferClassifier._write
+
+    def write_then_fail(self: TransferClassifier, folder: Path) -> None:
+        write(self, folder)  # a complete folder, so the failure is as late as it can be
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TransferClassifier, "_write", write_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        other.save(target)
+    after = {p.relative_to(target): p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    assert after == before
+    assert [p.name for p in target.parent.iterdir()] == ["colours"]
+    assert TransferClassifier.load(target).seed == fitted.seed
+
+
+def test_a_refit_that_fails_leaves_no_half_fitted_model(
+    colours: Path, spec: hubtransfer.BackboneSpec, tmp_path: Path
+) -> None:
+    model = TransferClassifier(backbone=spec, **FAST).fit(colours)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError):
+        model.fit(tmp_path / "empty")
+    # Not the old head beside a new backbone: nothing fitted at all.
+    with pytest.raises(NotFittedError):
+        model.predict(colours)
+    with pytest.raises(NotFittedError):
+        model.save(tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
 # --- The real backbone (slow) --------------------------------------------------------------
 
 

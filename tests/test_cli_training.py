@@ -255,3 +255,61 @@ def test_train_curves_and_evaluate_confusion_matrix_pictures(
     assert confusion.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(captured.out)["n_samples"] == 12  # stdout stays pure JSON
     assert "Wrote the confusion matrix" in captured.err
+
+
+def test_evaluate_writes_a_reliability_diagram(
+    trained: tuple[Path, Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, test, _ = trained
+    diagram = tmp_path / "out" / "reliability.png"
+    code = main(["evaluate", str(model_dir), str(test), "--json", "--reliability", str(diagram),
+                 "--bins", "5"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert diagram.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert diagram.stat().st_size > 10_000
+    with Image.open(diagram) as image:
+        image.verify()
+        assert image.format == "PNG"
+        assert 450 <= image.size[0] <= 700 and 550 <= image.size[1] <= 750
+    assert sorted(p.name for p in diagram.parent.iterdir()) == ["reliability.png"]
+    # The report is the one evaluate gives without the diagram; stdout stays pure JSON.
+    report = json.loads(captured.out)
+    assert main(["evaluate", str(model_dir), str(test), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == report
+    assert f"Wrote the reliability diagram to {str(diagram)!r}." in captured.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["evaluate", "{model}", "{test}", "--reliability", "{out}/picture.png"],
+        ["evaluate", "{model}", "{test}", "--plot", "{out}/picture.png"],
+        ["predict", "{model}", "{test}", "--plot", "{out}/picture.png"],
+        ["train", "{test}", "--out", "{out}/m", "--backbone", "{backbone}", "--curves",
+         "{out}/picture.png"],
+    ],
+    ids=["evaluate-reliability", "evaluate-plot", "predict-plot", "train-curves"],
+)  # fmt: skip
+def test_a_picture_flag_without_matplotlib_is_one_line_before_any_work(
+    argv: list[str],
+    trained: tuple[Path, Path, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model_dir, test, backbone = trained
+    out = tmp_path / "out"
+    filled = [part.format(model=model_dir, test=test, out=out, backbone=backbone) for part in argv]
+    # None in sys.modules makes an import fail, as if matplotlib were not installed.
+    for module in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, module, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code = main(filled)
+    captured = capsys.readouterr()
+    assert code == 1 and captured.out == ""
+    assert "Traceback" not in captured.err
+    assert captured.err.splitlines() == [
+        f"hubtransfer {argv[0]}: error: Plots need matplotlib: pip install 'hubtransfer[plots]'."
+    ]
+    assert not out.exists()  # nothing trained, saved or drawn

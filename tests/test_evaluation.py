@@ -105,9 +105,23 @@ def test_no_samples() -> None:
         ([[0], [1]], [[1, 0], [0, 1]], (1,), "needs true labels shaped [n]; got (2, 1)."),
         ([0, -1], [[1, 0], [0, 1]], (1,), "got the true label -1, outside the 2 classes"),
         ([0, 2], [[1, 0], [0, 1]], (1,), "got the true label 2, outside the 2 classes (labels"),
-        ([0, 1], [[1, 0], [0, 1]], (0,), "top_k values must be positive ints. Got 0."),
+        ([0, 1], [[1, 0], [0, 1]], (0,), "a sequence of positive ints, such as (1, 5). Got (0,)"),
+        ([0, 1], [[1, 0], [0, 1]], "5", "a sequence of positive ints, such as (1, 5). Got '5'"),
+        ([0, 1], [[1, 0], [0, 1]], 5, "a sequence of positive ints, such as (1, 5). Got 5 "),
+        ([0, 1], [[1, 0], [0, 1]], (True,), "a sequence of positive ints, such as (1, 5). Got"),
     ],
-    ids=["rows", "rank", "columns", "label-rank", "negative-label", "large-label", "top-0"],
+    ids=[
+        "rows",
+        "rank",
+        "columns",
+        "label-rank",
+        "negative-label",
+        "large-label",
+        "top-0",
+        "top-str",
+        "top-int",
+        "top-bool",
+    ],
 )
 def test_bad_input(true: object, probabilities: object, top_k: tuple[int], message: str) -> None:
     with pytest.raises(hubtransfer.InvalidParameterError, match=re.escape(message)):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import shutil
 import sys
@@ -49,6 +48,7 @@ from ._head import HeadTrainer
 from ._labels import LabelMap
 from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
 from ._spec import BackboneSpec
+from ._validation import check_bool, check_float, check_images_argument, check_int
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -322,17 +322,7 @@ class TransferClassifier:
                 f"Got {self.backbone!r} instead."
             )
         self._head_trainer().validate(owner=_OWNER)
-        split = self.validation_split
-        if (
-            isinstance(split, bool)
-            or not isinstance(split, (int, float))
-            or not math.isfinite(split)
-            or not 0 <= split < 1
-        ):
-            raise InvalidParameterError(
-                f"The 'validation_split' parameter of {_OWNER} must be a float in [0, 1). "
-                f"Got {split!r} instead."
-            )
+        check_float(self.validation_split, "validation_split", low=0.0, high=1.0, owner=_OWNER)
         if not isinstance(self.cache_features, bool):
             raise InvalidParameterError(
                 f"The 'cache_features' parameter of {_OWNER} must be a bool. "
@@ -348,23 +338,15 @@ class TransferClassifier:
                 f"The 'fine_tune' parameter of {_OWNER} must be None, a positive int (the "
                 f"number of top layers) or 'all'. Got {tune!r} instead."
             )
-        epochs = self.fine_tune_epochs
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise InvalidParameterError(
-                f"The 'fine_tune_epochs' parameter of {_OWNER} must be a positive int. "
-                f"Got {epochs!r} instead."
-            )
-        rate = self.fine_tune_learning_rate
-        if (
-            isinstance(rate, bool)
-            or not isinstance(rate, (int, float))
-            or not math.isfinite(rate)
-            or not 0 < rate < 1
-        ):
-            raise InvalidParameterError(
-                f"The 'fine_tune_learning_rate' parameter of {_OWNER} must be a float in "
-                f"(0, 1). Got {rate!r} instead."
-            )
+        check_int(self.fine_tune_epochs, "fine_tune_epochs", minimum=1, owner=_OWNER)
+        check_float(
+            self.fine_tune_learning_rate,
+            "fine_tune_learning_rate",
+            low=0.0,
+            high=1.0,
+            open_low=True,
+            owner=_OWNER,
+        )
         if not isinstance(self.augmentation, (bool, Augmentation)):
             raise InvalidParameterError(
                 f"The 'augmentation' parameter of {_OWNER} must be a bool or an Augmentation. "
@@ -381,12 +363,7 @@ class TransferClassifier:
                 f"The 'runtime' parameter of {_OWNER} must be 'auto', 'tflite' or 'tensorflow'. "
                 f"Got {self.runtime!r} instead."
             )
-        batch = self.extraction_batch_size
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InvalidParameterError(
-                f"The 'extraction_batch_size' parameter of {_OWNER} must be a positive int. "
-                f"Got {batch!r} instead."
-            )
+        check_int(self.extraction_batch_size, "extraction_batch_size", minimum=1, owner=_OWNER)
 
     # Fitting ------------------------------------------------------------------------------
 
@@ -856,6 +833,8 @@ class TransferClassifier:
             ``[n, len(classes_)]`` probabilities; rows sum to 1.
         """
         self._check_fitted()
+        check_images_argument(images, "TransferClassifier.predict_proba")
+        check_bool(calibrated, "calibrated", "TransferClassifier.predict_proba")
         probabilities = self.trainer_.predict_proba(self._features_for_prediction(images))
         temperature = self.temperature_ if calibrated else None
         if temperature is None or temperature == 1.0:
@@ -932,6 +911,8 @@ class TransferClassifier:
             top_k: Which top-k accuracies to report.
         """
         self._check_fitted()
+        if y is not None:
+            check_images_argument(data, "TransferClassifier.evaluate")
         features, labels = self._labelled(data, y)
         probabilities = self.trainer_.predict_proba(features)
         return evaluation_report(

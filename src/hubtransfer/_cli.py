@@ -85,6 +85,10 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from ._classifier import TransferClassifier
 
+    if args.plot or args.curves:
+        from ._plots import require_matplotlib
+
+        require_matplotlib()  # before training, not after
     model = TransferClassifier(
         args.backbone,
         epochs=args.epochs,
@@ -170,6 +174,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from ._classifier import TransferClassifier
     from ._classify import expand_image_arguments
 
+    if args.plot:
+        from ._plots import require_matplotlib
+
+        require_matplotlib()
     model = TransferClassifier.load(args.model_dir)
     paths = expand_image_arguments(args.images, recursive=True)
     if not paths:
@@ -248,9 +256,39 @@ def _cmd_export(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ._classifier import TransferClassifier
 
+    if args.plot or args.reliability:
+        from ._plots import require_matplotlib
+
+        require_matplotlib()  # before the images are read, not after
     model = TransferClassifier.load(args.model_dir)
     model.verbose = 0 if args.json else 1
-    report = model.evaluate(args.data_dir)
+    if args.reliability:
+        from ._data import scan_image_folder
+        from ._evaluation import evaluation_report
+        from ._plots import plot_reliability_diagram
+
+        # One pass over the images: the (calibrated) probabilities give both the report and
+        # the diagram. Temperature scaling keeps each row's order, so the report is the one
+        # evaluate() gives.
+        classes = [str(c) for c in model.classes_]
+        collection = scan_image_folder(args.data_dir, classes=classes)
+        probabilities = model.predict_proba(list(collection.paths))
+        report = evaluation_report(collection.labels, probabilities, classes)
+        temperature = model.temperature_
+        calibration = (
+            "not calibrated (trained without a validation split)"
+            if temperature is None
+            else f"calibrated (temperature {temperature:.3g})"
+        )
+        plot_reliability_diagram(
+            probabilities,
+            collection.labels,
+            args.reliability,
+            bins=args.bins,
+            title=f"{os.path.basename(os.path.normpath(args.model_dir))}: {calibration}",
+        )
+    else:
+        report = model.evaluate(args.data_dir)
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -262,6 +300,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         # With --json, stdout holds the JSON alone.
         print(
             f"Wrote the confusion matrix to {args.plot!r}.",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    if args.reliability:
+        print(
+            f"Wrote the reliability diagram to {args.reliability!r}.",
             file=sys.stderr if args.json else sys.stdout,
         )
     return EXIT_OK
@@ -441,6 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --plot: fractions of each true class (rows), predicted class (columns) "
         "or all images, instead of counts",
+    )
+    evaluate.add_argument(
+        "--reliability",
+        metavar="PNG",
+        help="write the reliability (calibration) diagram: accuracy per confidence bin, "
+        "with the expected calibration error",
+    )
+    evaluate.add_argument(
+        "--bins",
+        type=_positive_int,
+        default=15,
+        metavar="N",
+        help="with --reliability: equal-width confidence bins",
     )
     evaluate.set_defaults(run=_cmd_evaluate)
 

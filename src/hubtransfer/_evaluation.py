@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,17 @@ def evaluation_report(
         >>> round(report.accuracy, 3), report.confusion_matrix.tolist()
         (0.667, [[1, 0], [1, 1]])
     """
+    if (
+        isinstance(top_k, (str, bytes))
+        or not isinstance(top_k, Iterable)
+        or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1 for k in top_k
+        )
+    ):
+        raise InvalidParameterError(
+            f"The 'top_k' parameter of evaluation_report must be a sequence of positive ints, "
+            f"such as (1, 5). Got {top_k!r} instead."
+        )
     y = np.asarray(true, dtype=np.int64)
     scores = np.asarray(probabilities, dtype=np.float64)
     n_classes = len(classes)
@@ -140,8 +151,6 @@ def evaluation_report(
     ranked = np.argsort(-scores, axis=1, kind="stable")
     top = {}
     for k in sorted(set(top_k)):
-        if k < 1:
-            raise InvalidParameterError(f"top_k values must be positive ints. Got {k!r}.")
         if k > n_classes:
             continue
         hits = (ranked[:, :k] == y[:, None]).any(axis=1)

@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._exceptions import DatasetError, InvalidParameterError, NotFittedError
+from ._validation import bad_parameter, check_float, check_int
 
 if TYPE_CHECKING:
     from ._backbone import Backbone
@@ -24,42 +25,6 @@ _STEPS_PER_EXECUTION: Final = 32
 ClassWeight = Literal["balanced"] | Mapping[int, float] | None
 
 _OWNER: Final = "HeadTrainer"
-
-
-def _bad(name: str, expected: str, value: object, owner: str = _OWNER) -> InvalidParameterError:
-    return InvalidParameterError(
-        f"The {name!r} parameter of {owner} must be {expected}. Got {value!r} instead."
-    )
-
-
-def _check_int(value: object, name: str, *, minimum: int, owner: str = _OWNER) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
-        raise _bad(name, expected, value, owner)
-    return int(value)
-
-
-def _check_float(
-    value: object,
-    name: str,
-    *,
-    low: float,
-    high: float,
-    owner: str = _OWNER,
-    open_low: bool = False,
-) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if ok:
-        number = float(value)  # type: ignore[arg-type]
-        ok = (
-            math.isfinite(number)
-            and (number > low if open_low else number >= low)
-            and number < high
-        )
-    if not ok:
-        bracket = "(" if open_low else "["
-        raise _bad(name, f"a float in {bracket}{low:g}, {high:g})", value, owner)
-    return float(value)  # type: ignore[arg-type]
 
 
 def balanced_class_weights(labels: npt.ArrayLike, n_classes: int) -> dict[int, float]:
@@ -151,34 +116,36 @@ class HeadTrainer:
 
     def validate(self, owner: str = _OWNER) -> None:
         """Checks every parameter, naming the first bad one in an InvalidParameterError."""
-        _check_int(self.epochs, "epochs", minimum=1, owner=owner)
-        _check_int(self.batch_size, "batch_size", minimum=1, owner=owner)
+        check_int(self.epochs, "epochs", minimum=1, owner=owner)
+        check_int(self.batch_size, "batch_size", minimum=1, owner=owner)
         if self.strategy is not None:
             import tensorflow as tf
 
             if not isinstance(self.strategy, tf.distribute.Strategy):
-                raise _bad("strategy", "a tf.distribute.Strategy or None", self.strategy, owner)
-        _check_float(
+                raise bad_parameter(
+                    "strategy", "a tf.distribute.Strategy or None", self.strategy, owner
+                )
+        check_float(
             self.learning_rate, "learning_rate", low=0.0, high=10.0, owner=owner, open_low=True
         )
-        _check_float(self.dropout, "dropout", low=0.0, high=1.0, owner=owner)
+        check_float(self.dropout, "dropout", low=0.0, high=1.0, owner=owner)
         if self.hidden_units is not None:
-            _check_int(self.hidden_units, "hidden_units", minimum=1, owner=owner)
-        _check_float(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, owner=owner)
-        _check_float(self.l2, "l2", low=0.0, high=math.inf, owner=owner)
+            check_int(self.hidden_units, "hidden_units", minimum=1, owner=owner)
+        check_float(self.label_smoothing, "label_smoothing", low=0.0, high=1.0, owner=owner)
+        check_float(self.l2, "l2", low=0.0, high=math.inf, owner=owner)
         weight = self.class_weight
         if not (weight is None or weight == "balanced" or isinstance(weight, Mapping)):
-            raise _bad(
+            raise bad_parameter(
                 "class_weight",
                 "'balanced', a mapping of class index to weight, or None",
                 weight,
                 owner,
             )
         if not isinstance(self.early_stopping, bool):
-            raise _bad("early_stopping", "a bool", self.early_stopping, owner)
-        _check_int(self.patience, "patience", minimum=1, owner=owner)
-        _check_int(self.seed, "seed", minimum=0, owner=owner)
-        _check_int(self.verbose, "verbose", minimum=0, owner=owner)
+            raise bad_parameter("early_stopping", "a bool", self.early_stopping, owner)
+        check_int(self.patience, "patience", minimum=1, owner=owner)
+        check_int(self.seed, "seed", minimum=0, owner=owner)
+        check_int(self.verbose, "verbose", minimum=0, owner=owner)
 
     def build_head(self, feature_dim: int, n_classes: int) -> Any:
         """Builds the untrained head: ``[n, feature_dim]`` → ``[n, n_classes]`` probabilities."""
@@ -239,7 +206,9 @@ class HeadTrainer:
         self.validate()
         x, y = _check_xy(features, labels, "features", "labels")
         classes = (
-            int(y.max()) + 1 if n_classes is None else _check_int(n_classes, "n_classes", minimum=2)
+            int(y.max()) + 1
+            if n_classes is None
+            else check_int(n_classes, "n_classes", minimum=2, owner=_OWNER)
         )
         if n_classes is not None and int(y.max()) >= classes:
             raise DatasetError(f"A label is {int(y.max())}, but n_classes is {classes}.")
@@ -317,11 +286,15 @@ class HeadTrainer:
     ) -> npt.NDArray[np.float32]:
         """Class probabilities ``[n, n_classes]`` for features ``[n, d]``."""
         self._check_fitted()
-        x = np.asarray(features, dtype=np.float32)
+        x = _real_array(features, "HeadTrainer.predict_proba", InvalidParameterError)
         if x.ndim != 2 or x.shape[1] != self.feature_dim_:
             raise InvalidParameterError(
                 f"HeadTrainer.predict_proba needs features shaped [n, {self.feature_dim_}]; "
                 f"got {x.shape}."
+            )
+        if not np.all(np.isfinite(x)):
+            raise InvalidParameterError(
+                "HeadTrainer.predict_proba got features holding NaN or infinite values."
             )
         if not len(x):
             return np.zeros((0, self.n_classes_), np.float32)
@@ -385,7 +358,7 @@ def _check_xy(
     x: npt.NDArray[np.float32] = (
         features  # type: ignore[assignment]
         if _is_float32_memmap(features)
-        else np.asarray(features, dtype=np.float32)
+        else _real_array(features, f"HeadTrainer.fit's {feature_name}", DatasetError)
     )
     y = np.asarray(labels)
     if x.ndim != 2 or not len(x):
@@ -406,6 +379,19 @@ def _check_xy(
         if not np.all(np.isfinite(x[start : start + rows])):
             raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
     return x, y.astype(np.int64)
+
+
+def _real_array(
+    values: npt.ArrayLike, where: str, error: type[InvalidParameterError | DatasetError]
+) -> npt.NDArray[np.float32]:
+    """``values`` as float32, refusing what a cast would garble (complex, strings, objects)."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        # astype would drop imaginary parts, parse strings and call float() on objects.
+        raise error(
+            f"{where} must be real numbers (float or int); got an array of dtype {array.dtype}."
+        )
+    return array.astype(np.float32, copy=False)
 
 
 def _is_float32_memmap(value: object) -> bool:

@@ -47,12 +47,23 @@ _TICK_LABEL_LIMIT: Final = 60
 """Above this many classes a confusion matrix has no class names on its axes."""
 
 
-def _figure(**options: Any) -> Any:
-    """A matplotlib ``Figure`` of its own (not pyplot's), or an install hint."""
+def require_matplotlib() -> None:
+    """Raises the install hint now if matplotlib is missing (before any long work).
+
+    Raises:
+        HubTransferError: If matplotlib cannot be imported.
+    """
     try:
-        from matplotlib.figure import Figure
+        import matplotlib.figure  # noqa: F401
     except ImportError:
         raise HubTransferError("Plots need matplotlib: pip install 'hubtransfer[plots]'.") from None
+
+
+def _figure(**options: Any) -> Any:
+    """A matplotlib ``Figure`` of its own (not pyplot's), or an install hint."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
     return Figure(**options)
 
 

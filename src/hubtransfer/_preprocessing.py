@@ -990,6 +990,11 @@ class Preprocessor:
                 f"Preprocessor.batch takes a list of images. Got {type(images).__name__} "
                 f"{_shorten(images)}; for one image pass [image], or use Preprocessor.load."
             )
+        elif not isinstance(images, Iterable):
+            raise InvalidParameterError(
+                f"Preprocessor.batch takes a list of images. Got {images!r} of type "
+                f"{type(images).__name__} instead."
+            )
         outputs = [self._preprocess_item(image, position) for position, image in enumerate(images)]
         if not outputs:
             return np.zeros((0, *self.output_shape), np.float32)
