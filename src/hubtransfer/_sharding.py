@@ -280,4 +280,10 @@ def extract_sharded(
     if count > 1:
         waiting = _print_progress("Waiting for the other workers' features") if verbose else None
         _wait_for_all(store, unique, count, waiting)
-    return store.get(digests, out=result)
+    if result is None:
+        return store.get(digests)
+    # Read back a chunk at a time: each get maps only the shards it needs, and unmaps them.
+    for start in range(0, len(digests), chunk_size):
+        part = digests[start : start + chunk_size]
+        result[start : start + len(part)] = store.get(part)
+    return result
