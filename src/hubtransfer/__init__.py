@@ -68,6 +68,7 @@ from ._exceptions import InvalidParameterError as InvalidParameterError
 from ._exceptions import LabelMapError as LabelMapError
 from ._exceptions import ModelFormatError as ModelFormatError
 from ._exceptions import NotFittedError as NotFittedError
+from ._exceptions import ShardTimeoutError as ShardTimeoutError
 from ._exceptions import UnknownBackboneError as UnknownBackboneError
 from ._exceptions import UnsafeArchiveError as UnsafeArchiveError
 from ._export import ExportFormat as ExportFormat
@@ -163,6 +164,7 @@ __all__ = [
     "Preprocessor",
     "Quantization",
     "ReliabilityCurve",
+    "ShardTimeoutError",
     "SkipReason",
     "SkippedFile",
     "TFLiteRuntime",

@@ -181,8 +181,11 @@ class TransferClassifier:
             :class:`Augmentation`). It cannot apply to cached features, so
             it needs ``fine_tune``.
         strategy: A ``tf.distribute.Strategy`` the head trains under
-            (``batch_size`` is then the global batch); None for the default
-            device. It is not saved with the model.
+            (``batch_size`` is then the global batch) and image files are
+            extracted under: with ``MultiWorkerMirroredStrategy`` each worker
+            extracts its share into the feature cache, which must then be on
+            a filesystem all workers see (``HUBTRANSFER_CACHE_DIR``). None
+            for the default device. It is not saved with the model.
         on_bad_image: What :meth:`fit` does about image files that cannot
             be decoded (empty, not images, truncated, over
             ``max_image_pixels``). Every file is decoded once, before the head
@@ -596,6 +599,7 @@ class TransferClassifier:
                     batch_size=self.extraction_batch_size,
                     verbose=bool(self.verbose),
                     runtime=self.runtime,
+                    strategy=self.strategy,
                 )
             except tf.errors.OpError as error:
                 # A file passed the header check but not the decoder (fit decodes every file

@@ -19,7 +19,8 @@ naturally catch::
     ├── LabelMapError (ValueError)
     ├── DatasetError (ValueError)
     ├── ModelFormatError (ValueError)
-    └── NotFittedError (ValueError, AttributeError)
+    ├── NotFittedError (ValueError, AttributeError)
+    └── ShardTimeoutError (TimeoutError)
 
 Every message names the offending value (a file path, a handle, a parameter)
 and says what to do about it.
@@ -42,6 +43,7 @@ __all__ = [
     "LabelMapError",
     "ModelFormatError",
     "NotFittedError",
+    "ShardTimeoutError",
     "UnknownBackboneError",
     "UnsafeArchiveError",
 ]
@@ -122,3 +124,7 @@ class ModelFormatError(HubTransferError, ValueError):
 
 class NotFittedError(HubTransferError, ValueError, AttributeError):
     """An estimator method that needs a fitted model was called before ``fit``."""
+
+
+class ShardTimeoutError(HubTransferError, TimeoutError):
+    """Other workers' feature shards stopped reaching the shared feature store."""

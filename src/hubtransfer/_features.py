@@ -198,8 +198,18 @@ class FeatureStore:
         self._refresh()
         return [i for i, digest in enumerate(digests) if digest not in self._index]
 
-    def put(self, digests: Sequence[str], features: npt.ArrayLike) -> None:
-        """Stores features for digests, as one new shard written atomically."""
+    def put(
+        self, digests: Sequence[str], features: npt.ArrayLike, *, worker: int | None = None
+    ) -> None:
+        """Stores features for digests, as one new shard written atomically.
+
+        Args:
+            digests: File digests (see :func:`file_digest`).
+            features: ``[len(digests), feature_dim]`` features.
+            worker: The index of the worker writing it, when several share
+                the store; it goes into the shard's name, for people reading
+                the folder.
+        """
         array = np.ascontiguousarray(features, dtype=np.float32)
         if array.shape != (len(digests), self.feature_dim):
             raise InvalidParameterError(
@@ -209,7 +219,8 @@ class FeatureStore:
         if not len(digests):
             return
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        writer = f"-w{worker}" if worker is not None else ""
+        name = f"shard-{time.time_ns():020d}{writer}-{uuid.uuid4().hex[:8]}"
         temporary = self.directory / f".{name}.tmp"
         temporary.mkdir()
         try:
@@ -375,6 +386,8 @@ def extract_features(
     chunk_size: int = DEFAULT_CHUNK,
     verbose: bool = True,
     runtime: RuntimeChoice | FeatureRuntime = "auto",
+    strategy: Any = None,
+    out: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
     """Runs the backbone over image files once, reusing stored features.
 
@@ -398,16 +411,44 @@ def extract_features(
             :class:`FeatureRuntime` to use as is. See
             :func:`hubtransfer._runtime.select_runtime`. Chosen only when
             some image needs the backbone; the first batch joins the check.
+        strategy: A ``tf.distribute.Strategy`` to extract under. Its local
+            replicas split each batch (TensorFlow on each device, unless
+            ``runtime="tflite"`` or the worker has one CPU replica). With
+            ``MultiWorkerMirroredStrategy`` each worker extracts only its
+            share of the distinct images into ``store`` (which must be on a
+            filesystem all workers see), then waits for the others' shards
+            and returns every feature. See the "Scaling out" guide.
+        out: Optional ``float32`` array ``[len(paths), output_dim]`` (e.g. an
+            ``np.memmap``) to fill and return, so that memory stays bounded
+            by one chunk however many images there are.
 
     Returns:
-        ``float32`` features ``[len(paths), backbone.output_dim]``.
+        ``float32`` features ``[len(paths), backbone.output_dim]`` (``out``
+        when given).
 
     Raises:
         TFLiteUnavailableError: With ``runtime="tflite"``, if the backbone
             cannot run on TensorFlow Lite exactly.
+        ShardTimeoutError: With several workers, if the others' features stop
+            arriving in the store for :data:`hubtransfer._sharding.STALL_SECONDS`.
     """
     files = [os.fspath(p) for p in paths]
     choice = _check_runtime(runtime)
+    if strategy is not None or out is not None:
+        from ._sharding import extract_sharded
+
+        return extract_sharded(
+            backbone,
+            preprocessor,
+            files,
+            store=store,
+            strategy=strategy,
+            batch_size=batch_size,
+            chunk_size=chunk_size,
+            verbose=verbose,
+            runtime=choice,
+            out=out,
+        )
     dim = backbone.output_dim
     report = _print_progress("Extracting features") if verbose else None
     if store is None:
