@@ -546,10 +546,11 @@ class TransferClassifier:
 
         With the feature cache on, this is the extraction itself: every file
         is decoded once, by the pipeline that computes its features, and the
-        ones that fail are examined afterwards to say why. Without it, every
-        file is decoded by a separate check first.
+        ones that fail are examined afterwards to say why. Without it, or
+        under a strategy (whose workers each extract their own share later),
+        every file is decoded by a separate check first.
         """
-        if self._store is None:
+        if self._store is None or self.strategy is not None:
             kept, bad = screen_collection(
                 collection,
                 on_bad_image=self.on_bad_image,
