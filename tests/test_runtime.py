@@ -94,6 +94,20 @@ def test_tflite_features_match_tensorflow(tiny: hubtransfer.Backbone, isolated_c
     np.testing.assert_allclose(features, tiny.predict(batch), atol=TFLITE_ATOL, rtol=TFLITE_RTOL)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_big_batches_run_side_by_side_with_identical_results(
+    tiny: hubtransfer.Backbone, isolated_cache: Path, threads: int
+) -> None:
+    lite = TFLiteRuntime(tflite_model_for(tiny), num_threads=threads)
+    images = _images(2 * threads + 5, seed=5)
+    one_by_one = np.concatenate([lite(images[i : i + 1]) for i in range(len(images))])
+    assert lite._pool is None  # single images: the one interpreter with every thread
+    whole = lite(images)
+    # One single-threaded interpreter per thread, each on a slice of the batch.
+    assert lite._pool is not None and len(lite._side_by_side) == threads
+    np.testing.assert_array_equal(whole, one_by_one)
+
+
 def test_batch_sizes_give_identical_results(
     tiny: hubtransfer.Backbone, isolated_cache: Path
 ) -> None:
