@@ -100,6 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache_features=not args.no_cache,
         on_bad_image=args.on_bad_image,
+        precision=args.precision,
         verbose=0 if args.quiet else 1,
     )
     model.fit(args.data_dir)
@@ -110,6 +111,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if report is not None:
         print("Validation report:")
         print(report.format())
+    if model.precision_check_ is not None:
+        print(f"Precision check: {model.precision_check_.format()}")
     print(f"Saved the model to {str(saved)!r}.")
     if args.evaluate:
         print(f"Evaluation on {args.evaluate!r}:")
@@ -362,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="raise",
         help="image files that cannot be decoded: stop with a list of them (raise), or train "
         "without them (skip)",
+    )
+    train.add_argument(
+        "--precision",
+        choices=["float32", "auto", "mixed_float16", "mixed_bfloat16"],
+        default="float32",
+        help="arithmetic of the backbone: float32, or reduced precision checked against it "
+        "(mixed_float16 on NVIDIA GPUs of compute capability 7.0+, mixed_bfloat16 on CPUs, "
+        "auto: whichever this machine runs faster, else float32)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
     train.add_argument(
