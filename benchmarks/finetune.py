@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -183,6 +184,7 @@ def _environment() -> dict[str, Any]:
         "git_commit": git("rev-parse", "HEAD"),
         "git_dirty": bool(git("status", "--porcelain")),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -199,7 +201,7 @@ def markdown(report: dict[str, Any]) -> str:
     base = frozen["result"]
     rows = [
         "| Run | Test accuracy | Validation accuracy | Fit wall (s) | Fit CPU (s) "
-        "| Test scoring wall (s) | Fit time vs frozen |",
+        "| Test scoring CPU (s) | Fit CPU vs frozen |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
@@ -207,8 +209,8 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append(
             f"| {run['label']} | {_percent(result['test_accuracy'])} "
             f"| {_percent(result['validation_accuracy'])} | {result['fit_s']:.0f} "
-            f"| {result['fit_cpu_s']:.0f} | {result['test_s']:.0f} "
-            f"| {result['fit_cpu_s'] / base['fit_cpu_s']:.1f}x CPU |"
+            f"| {result['fit_cpu_s']:.0f} | {result['test_cpu_s']:.0f} "
+            f"| {result['fit_cpu_s'] / base['fit_cpu_s']:.1f}x |"
         )
     tuned = [r for r in runs if r["config"]["layers"] is not None]
     best = max(tuned, key=lambda r: r["result"]["test_accuracy"]) if tuned else None
@@ -232,11 +234,18 @@ def markdown(report: dict[str, Any]) -> str:
             f"{_percent(base['test_accuracy'])} for the frozen backbone "
             f"({100 * gain:+.1f} points), for {cost:.1f}x the CPU time of the fit. "
         )
-        if gain <= 0.005:
+        tested = settings["test"]
+        error = math.sqrt(base["test_accuracy"] * (1 - base["test_accuracy"]) / tested)
+        verdict += (
+            f"With {tested} test images the standard error of an accuracy is about "
+            f"{100 * error:.1f} points, so differences under {200 * error:.0f} points are "
+            "within noise. "
+        )
+        if gain <= 2 * error:
             verdict += (
-                "At this size and epoch count fine-tuning does not pay: the frozen "
-                "ImageNet features are already what the head needs, and a few epochs at a "
-                "small learning rate move the top layers little. It may pay with more "
+                "At this size and epoch count fine-tuning does not clearly pay: the frozen "
+                "ImageNet features are already most of what the head needs, and a few epochs "
+                "at a small learning rate move the top layers little. It may pay with more "
                 "epochs, more images, or images further from ImageNet than these. "
             )
     else:
@@ -245,7 +254,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"Timings are from a {report['environment']['cores']}-core machine shared with other "
         "work, so they are indicative; the CPU seconds are steadier than the wall seconds."
     )
-    return intro + verdict + timing + "\n\n" + "\n".join(rows) + "\n"
+    note = f" {report['note']}" if report.get("note") else ""
+    return intro + verdict + timing + note + "\n\n" + "\n".join(rows) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -257,6 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-augmentation", action="store_true")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the results")
+    parser.add_argument(
+        "--markdown-only",
+        action="store_true",
+        help="rewrite finetune.md from the finetune.json in --out, running nothing",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--folders", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
@@ -267,6 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.result.write_text(json.dumps(output))
         return 0
 
+    if args.markdown_only:
+        report = json.loads((args.out / "finetune.json").read_text())
+        (args.out / "finetune.md").write_text(markdown(report))
+        return 0
     if args.train < 100 or args.test < 10:
         parser.error("--train must be at least 100 and --test at least 10.")
     sys.path.insert(0, str(HERE))
