@@ -241,7 +241,7 @@ def render(record: dict[str, Any]) -> str:
     output_kib = FEATURES * 4 / 1024
     baseline = record["baseline"]
     lines = [
-        "### Feature extraction at scale: memory",
+        "## Feature extraction at scale: memory",
         "",
         "`python benchmarks/scaling.py` runs `extract_features` over "
         f"{_sizes_text([row['images'] for row in rows])} JPEGs "

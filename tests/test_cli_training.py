@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -313,3 +314,52 @@ def test_a_picture_flag_without_matplotlib_is_one_line_before_any_work(
         f"hubtransfer {argv[0]}: error: Plots need matplotlib: pip install 'hubtransfer[plots]'."
     ]
     assert not out.exists()  # nothing trained, saved or drawn
+
+
+def test_train_fine_tunes_with_augmentation(
+    tiny_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = make_folder(tmp_path / "data", per_class=6)
+    model_dir = tmp_path / "model"
+    code = main(
+        [
+            "train", str(data), "--out", str(model_dir), "--backbone", tiny_name,
+            "--epochs", "5", "--learning-rate", "0.05", "--quiet",
+            "--fine-tune", "all", "--fine-tune-epochs", "1",
+            "--fine-tune-learning-rate", "0.001", "--augment",
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Fine-tuning: " in out and "1 epochs in" in out
+    loaded = hubtransfer.TransferClassifier.load(model_dir)
+    assert loaded.fine_tune == "all" and loaded.fine_tune_epochs == 1
+    assert loaded.augmentation is not False
+    assert loaded.backbone_.spec.name == f"{tiny_name}_finetuned"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--fine-tune", "0"], "--fine-tune: must be a positive number of layers or 'all'"),
+        (["--fine-tune", "top"], "--fine-tune: must be a positive number of layers or 'all'"),
+        (["--augment"], "needs 'fine_tune'"),
+    ],
+)
+def test_train_refuses_bad_fine_tune_options(
+    tiny_name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    arguments: list[str],
+    message: str,
+) -> None:
+    data = make_folder(tmp_path / "data", per_class=2)
+    argv = ["train", str(data), "--out", str(tmp_path / "m"), "--backbone", tiny_name]
+    # argparse refuses a bad value itself (exit 2); the library refuses --augment alone.
+    refused_by_argparse = arguments[0] == "--fine-tune"
+    with pytest.raises(SystemExit) if refused_by_argparse else contextlib.nullcontext():
+        assert main([*argv, "--quiet", *arguments]) == 1
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "m").exists()

@@ -95,6 +95,11 @@ from ._plots import plot_folder_predictions as plot_folder_predictions
 from ._plots import plot_prediction_grid as plot_prediction_grid
 from ._plots import plot_reliability_diagram as plot_reliability_diagram
 from ._plots import plot_training_curves as plot_training_curves
+from ._precision import MIN_PRECISION_AGREEMENT as MIN_PRECISION_AGREEMENT
+from ._precision import Precision as Precision
+from ._precision import PrecisionCheck as PrecisionCheck
+from ._precision import PrecisionSupport as PrecisionSupport
+from ._precision import precision_support as precision_support
 from ._preprocessing import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from ._preprocessing import Preprocessor as Preprocessor
 from ._registry import BackboneRegistry as BackboneRegistry
@@ -118,6 +123,7 @@ __all__ = [
     "DEFAULT_CLASSIFIER",
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
+    "MIN_PRECISION_AGREEMENT",
     "Augmentation",
     "Backbone",
     "BackbonePluginError",
@@ -159,6 +165,9 @@ __all__ = [
     "ModelFormatError",
     "NotFittedError",
     "OutputKind",
+    "Precision",
+    "PrecisionCheck",
+    "PrecisionSupport",
     "Prediction",
     "PreprocessingContract",
     "Preprocessor",
@@ -204,6 +213,7 @@ __all__ = [
     "plot_prediction_grid",
     "plot_reliability_diagram",
     "plot_training_curves",
+    "precision_support",
     "redact_url",
     "register_backbone",
     "register_resolver",

@@ -46,6 +46,16 @@ from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
 from ._handles import resolve_handle
 from ._head import HeadTrainer
 from ._labels import LabelMap
+from ._precision import (
+    CHECK_IMAGES,
+    Precision,
+    PrecisionCheck,
+    ResolvedPrecision,
+    check_agreement,
+    check_precision_parameter,
+    reduced_precision,
+    resolve_precision,
+)
 from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
 from ._spec import BackboneSpec
 from ._validation import check_bool, check_float, check_images_argument, check_int
@@ -80,6 +90,9 @@ _FITTED_STATE: Final = (
     "_keras_model",
     "fine_tune_result_",
     "_files",
+    "precision_",
+    "precision_check_",
+    "_precision_sample",
 )
 
 IN_MEMORY_FEATURE_BYTES = 1 << 30
@@ -180,6 +193,19 @@ class TransferClassifier:
             while fine-tuning (``True`` for the defaults, or an
             :class:`Augmentation`). It cannot apply to cached features, so
             it needs ``fine_tune``.
+        precision: Arithmetic of the backbone, in feature extraction and
+            fine-tuning: "float32" (the default); "mixed_float16" (float16 on an
+            NVIDIA GPU of compute capability 7.0 or newer, with loss scaling
+            while fine-tuning); "mixed_bfloat16" (bfloat16 on the CPU through
+            oneDNN: faster only on CPUs with avx512_bf16 or amx_bf16, slower
+            elsewhere, with a warning); or "auto" (the reduced precision this
+            machine runs faster, else float32: ``precision_`` says which).
+            Unsupported hardware is an error at :meth:`fit`. Reduced precision
+            runs on TensorFlow (not TensorFlow Lite), keeps its own feature
+            cache, leaves the head in float32, and is checked against float32
+            at fit (``precision_check_``; a warning below
+            :data:`hubtransfer.MIN_PRECISION_AGREEMENT` top-1 agreement).
+            Exports stay float32.
         strategy: A ``tf.distribute.Strategy`` the head trains under
             (``batch_size`` is then the global batch) and image files are
             extracted under: with ``MultiWorkerMirroredStrategy`` each worker
@@ -230,6 +256,7 @@ class TransferClassifier:
         fine_tune_epochs: int = 3,
         fine_tune_learning_rate: float = 1e-5,
         augmentation: Augmentation | bool = False,
+        precision: Precision = "float32",
         strategy: Any = None,
         on_bad_image: Literal["raise", "skip"] = "raise",
         max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -255,6 +282,7 @@ class TransferClassifier:
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_learning_rate = fine_tune_learning_rate
         self.augmentation = augmentation
+        self.precision = precision
         self.strategy = strategy
         self.on_bad_image = on_bad_image
         self.max_image_pixels = max_image_pixels
@@ -367,6 +395,13 @@ class TransferClassifier:
                 f"Got {self.runtime!r} instead."
             )
         check_int(self.extraction_batch_size, "extraction_batch_size", minimum=1, owner=_OWNER)
+        check_precision_parameter(self.precision, owner=_OWNER)
+        if self.precision not in ("float32", "auto") and self.runtime == "tflite":
+            raise InvalidParameterError(
+                f"The 'precision' parameter of {_OWNER} is {self.precision!r}, which runs the "
+                "backbone on TensorFlow, but 'runtime' is 'tflite' (float32 only). Use "
+                "runtime='auto' or 'tensorflow', or precision='float32'."
+            )
 
     # Fitting ------------------------------------------------------------------------------
 
@@ -407,13 +442,18 @@ class TransferClassifier:
         # A refit that fails must not leave the old head beside a new backbone.
         for name in _FITTED_STATE:
             self.__dict__.pop(name, None)
+        self.precision_: ResolvedPrecision = resolve_precision(self.precision, owner=_OWNER)
+        if self.precision_ != "float32" and self.runtime == "tflite":
+            raise InvalidParameterError(
+                f"The 'precision' parameter of {_OWNER} resolved to {self.precision_!r}, which "
+                "runs the backbone on TensorFlow, but 'runtime' is 'tflite' (float32 only). "
+                "Use runtime='auto' or 'tensorflow', or precision='float32'."
+            )
+        self.precision_check_: PrecisionCheck | None = None
+        self._precision_sample: npt.NDArray[np.float32] | Sequence[Path] | None = None
         backbone = self._frozen_backbone(previous)
         preprocessor = Preprocessor.from_spec(backbone.spec, max_pixels=self.max_image_pixels)
-        store = (
-            FeatureStore.for_backbone(backbone, backbone.spec.preprocessing)
-            if self.cache_features
-            else None
-        )
+        store = self._feature_store(backbone)
         self.backbone_ = backbone
         self.preprocessor_ = preprocessor
         self._store = store
@@ -440,6 +480,9 @@ class TransferClassifier:
         self.fine_tune_result_: FineTuneResult | None = None
         if self.fine_tune is not None:
             validation = self._fine_tune(validation)
+        if self.precision_ != "float32":
+            self._check_precision()
+        del self._precision_sample
         self.calibration_report_: CalibrationReport | None = None
         self.temperature_: float | None = None
         if validation is not None:
@@ -488,6 +531,7 @@ class TransferClassifier:
             validation=None
             if validation_files is None
             else (list(validation_files[0]), validation_files[1].tolist()),
+            precision=self.precision_,
             seed=self.seed,
             verbose=self.verbose,
         )
@@ -506,11 +550,7 @@ class TransferClassifier:
         entry = cache_dir() / "finetuned" / uuid.uuid4().hex
         build_atomically(entry, lambda folder: save_backbone(trainable, folder))
         self.backbone_ = Backbone(spec, path=entry)
-        self._store = (
-            FeatureStore.for_backbone(self.backbone_, spec.preprocessing)
-            if self.cache_features
-            else None
-        )
+        self._store = self._feature_store(self.backbone_)
         if validation_files is None:
             return validation
         return self._features_of_files(validation_files[0]), validation_files[1]
@@ -537,6 +577,46 @@ class TransferClassifier:
             return previous
         return Backbone._deferred(spec, path=path)
 
+    def _feature_store(self, backbone: Backbone) -> FeatureStore | None:
+        if not self.cache_features:
+            return None
+        # Reduced-precision features differ from float32 ones by about 1e-2 (relative):
+        # they get their own cache, so neither precision ever reads the other's.
+        root = None if self.precision_ == "float32" else cache_dir() / f"features-{self.precision_}"
+        return FeatureStore.for_backbone(backbone, backbone.spec.preprocessing, root=root)
+
+    def _runtime_choice(self) -> Literal["auto", "tflite", "tensorflow"]:
+        return self.runtime if self.precision_ == "float32" else "tensorflow"
+
+    def _check_precision(self) -> None:
+        """Compares the fitted model in ``precision_`` with float32 on a sample (fit's end)."""
+        sample = self._precision_sample
+        if sample is None:
+            files = self._files.get("validation") or self._files.get("train")
+            sample = None if files is None else list(files[0])
+        if sample is None or not len(sample):
+            self._log("Precision check skipped: fit kept no images to check on.")
+            return
+        rng = np.random.default_rng(self.seed)
+        picked = np.sort(rng.permutation(len(sample))[:CHECK_IMAGES])
+        if isinstance(sample, np.ndarray):
+            pixels = sample[picked]
+        else:
+            pixels = self.preprocessor_.batch([sample[i] for i in picked])
+        self.precision_check_ = check_agreement(
+            lambda batch: self.backbone_.predict(batch, batch_size=self.extraction_batch_size),
+            pixels,
+            self.trainer_.predict_proba,
+            precision=self.precision_,
+        )
+        self._log(f"Precision check: {self.precision_check_.format()}")
+
+    def _keep_precision_sample(self, pixels: Any) -> None:
+        # Only while fit runs (the attribute is deleted after the check), and only the first
+        # preprocessed images of arrays or datasets: files are re-read from their paths.
+        if self.__dict__.get("_precision_sample", False) is None and self.precision_ != "float32":
+            self._precision_sample = np.asarray(pixels[:CHECK_IMAGES], np.float32)
+
     def _log(self, message: str) -> None:
         if self.verbose:
             print(message, file=sys.stderr)
@@ -557,15 +637,16 @@ class TransferClassifier:
                 max_pixels=self.max_image_pixels,
             )
         else:
-            failed = extract_into_store(
-                self.backbone_,
-                self.preprocessor_,
-                collection.paths,
-                store=self._store,
-                batch_size=self.extraction_batch_size,
-                verbose=bool(self.verbose),
-                runtime=self.runtime,
-            )
+            with reduced_precision(self.precision_):
+                failed = extract_into_store(
+                    self.backbone_,
+                    self.preprocessor_,
+                    collection.paths,
+                    store=self._store,
+                    batch_size=self.extraction_batch_size,
+                    verbose=bool(self.verbose),
+                    runtime=self._runtime_choice(),
+                )
             failed_paths = [collection.paths[i] for i in failed]
             found = find_bad_images(failed_paths, max_pixels=self.max_image_pixels)
             named = {item.path for item in found}
@@ -592,16 +673,17 @@ class TransferClassifier:
             import tensorflow as tf
 
             try:
-                return extract_features(
-                    self.backbone_,
-                    self.preprocessor_,
-                    part,
-                    store=self._store,
-                    batch_size=self.extraction_batch_size,
-                    verbose=bool(self.verbose),
-                    runtime=self.runtime,
-                    strategy=self.strategy,
-                )
+                with reduced_precision(self.precision_):
+                    return extract_features(
+                        self.backbone_,
+                        self.preprocessor_,
+                        part,
+                        store=self._store,
+                        batch_size=self.extraction_batch_size,
+                        verbose=bool(self.verbose),
+                        runtime=self._runtime_choice(),
+                        strategy=self.strategy,
+                    )
             except tf.errors.OpError as error:
                 # A file passed the header check but not the decoder (fit decodes every file
                 # first; predict and evaluate do not): name it, and any other bad file.
@@ -747,7 +829,9 @@ class TransferClassifier:
                     f"labels; got {data.shape}."
                 )
             pixels = self.preprocessor_.batch(list(data))
-            features = self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
+            self._keep_precision_sample(pixels)
+            with reduced_precision(self.precision_):
+                features = self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
             return features, np.asarray(collection.labels, np.int64), collection.classes
         if isinstance(data, (str, os.PathLike)):
             raise InvalidParameterError(
@@ -779,9 +863,12 @@ class TransferClassifier:
         def images_only() -> Iterable[Any]:
             for images, batch_labels in data:
                 labels.append(np.asarray(batch_labels, np.int64).reshape(-1))
-                yield tf.cast(images, tf.float32)
+                images = tf.cast(images, tf.float32)
+                self._keep_precision_sample(images)
+                yield images
 
-        features = self.backbone_.predict(images_only())
+        with reduced_precision(self.precision_):
+            features = self.backbone_.predict(images_only())
         label_array = np.concatenate(labels) if labels else np.zeros(0, np.int64)
         return features, label_array
 
@@ -840,7 +927,9 @@ class TransferClassifier:
         self._check_fitted()
         check_images_argument(images, "TransferClassifier.predict_proba")
         check_bool(calibrated, "calibrated", "TransferClassifier.predict_proba")
-        probabilities = self.trainer_.predict_proba(self._features_for_prediction(images))
+        with reduced_precision(self.precision_):
+            features = self._features_for_prediction(images)
+        probabilities = self.trainer_.predict_proba(features)
         temperature = self.temperature_ if calibrated else None
         if temperature is None or temperature == 1.0:
             return probabilities
@@ -894,7 +983,8 @@ class TransferClassifier:
             raise InvalidParameterError(
                 "Labels are needed: pass y, or a folder with one sub-folder per class."
             )
-        features = self._features_for_prediction(data)
+        with reduced_precision(self.precision_):
+            features = self._features_for_prediction(data)
         collection = from_paths(
             [f"<item {i}>" for i in range(len(features))],
             list(np.asarray(y).tolist()),
@@ -1047,6 +1137,12 @@ class TransferClassifier:
             "calibration": (
                 None if self.calibration_report_ is None else self.calibration_report_.to_json()
             ),
+            "precision": {
+                "resolved": self.precision_,
+                "check": (
+                    None if self.precision_check_ is None else self.precision_check_.to_json()
+                ),
+            },
             "files": {p.relative_to(folder).as_posix(): _sha256(p) for p in files},
         }
         with open(folder / _METADATA, "w", encoding="utf8") as handle:
@@ -1078,6 +1174,11 @@ class TransferClassifier:
             calibration_report_ = (
                 None if calibration is None else CalibrationReport.from_json(calibration)
             )
+            # Absent in models saved before mixed precision existed: they ran in float32.
+            precision_check = (metadata.get("precision") or {}).get("check")
+            precision_check_ = (
+                None if precision_check is None else PrecisionCheck.from_json(precision_check)
+            )
         except (KeyError, TypeError, ValueError) as error:
             raise ModelFormatError(
                 f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error!r}). "
@@ -1104,6 +1205,11 @@ class TransferClassifier:
             params["class_weight"] = {int(k): v for k, v in params["class_weight"].items()}
         params["backbone"] = spec if spec.name not in _registered_names() else spec.name
         model = cls(**params)
+        check_precision_parameter(model.precision, owner=_OWNER)
+        # Trained on another machine, a model may ask for a precision this one cannot run:
+        # it loads, and runs in float32 (with a warning).
+        model.precision_ = resolve_precision(model.precision, owner=_OWNER, strict=False)
+        model.precision_check_ = precision_check_
         trainer = model._head_trainer()
         head = trainer.build_head(int(head_info["feature_dim"]), len(classes))
         with np.load(folder / _HEAD_WEIGHTS, allow_pickle=False) as stored:
@@ -1121,11 +1227,7 @@ class TransferClassifier:
         trainer.feature_dim_ = int(head_info["feature_dim"])
         model.backbone_ = backbone
         model.preprocessor_ = Preprocessor.from_spec(spec, max_pixels=model.max_image_pixels)
-        model._store = (
-            FeatureStore.for_backbone(backbone, spec.preprocessing)
-            if model.cache_features
-            else None
-        )
+        model._store = model._feature_store(backbone)
         model.trainer_ = trainer
         model.classes_ = np.asarray(classes)
         model.label_map_ = label_map

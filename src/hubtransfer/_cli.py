@@ -36,6 +36,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _layers(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of layers or 'all', got {text!r}"
+        ) from None
+
+
 def _probability(text: str) -> float:
     try:
         value = float(text)
@@ -104,6 +115,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         cache_features=not args.no_cache,
         on_bad_image=args.on_bad_image,
+        precision=args.precision,
+        fine_tune=args.fine_tune,
+        fine_tune_epochs=args.fine_tune_epochs,
+        fine_tune_learning_rate=args.fine_tune_learning_rate,
+        augmentation=args.augment,
         verbose=0 if args.quiet else 1,
     )
     model.fit(args.data_dir)
@@ -114,6 +130,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if report is not None:
         print("Validation report:")
         print(report.format())
+    if model.precision_check_ is not None:
+        print(f"Precision check: {model.precision_check_.format()}")
+    if model.fine_tune_result_ is not None:
+        print(f"Fine-tuning: {model.fine_tune_result_.format()}")
     print(f"Saved the model to {str(saved)!r}.")
     if args.evaluate:
         print(f"Evaluation on {args.evaluate!r}:")
@@ -405,6 +425,37 @@ def build_parser() -> argparse.ArgumentParser:
         default="raise",
         help="image files that cannot be decoded: stop with a list of them (raise), or train "
         "without them (skip)",
+    )
+    train.add_argument(
+        "--precision",
+        choices=["float32", "auto", "mixed_float16", "mixed_bfloat16"],
+        default="float32",
+        help="arithmetic of the backbone: float32, or reduced precision checked against it "
+        "(mixed_float16 on NVIDIA GPUs of compute capability 7.0+, mixed_bfloat16 on CPUs, "
+        "auto: whichever this machine runs faster, else float32)",
+    )
+    train.add_argument(
+        "--fine-tune",
+        type=_layers,
+        default=None,
+        metavar="N|all",
+        help="after the head converges, also train the backbone's top N layers (or all) at a "
+        "low learning rate, BatchNorm frozen; slow on a CPU (every epoch runs the backbone)",
+    )
+    train.add_argument(
+        "--fine-tune-epochs", type=_positive_int, default=3, help="epochs of fine-tuning"
+    )
+    train.add_argument(
+        "--fine-tune-learning-rate",
+        type=float,
+        default=1e-5,
+        help="Adam's learning rate while fine-tuning",
+    )
+    train.add_argument(
+        "--augment",
+        action="store_true",
+        help="random flips, rotations, zooms, brightness and contrast while fine-tuning "
+        "(needs --fine-tune: cached features cannot be augmented)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
     train.add_argument(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from ._exceptions import InvalidParameterError
+from ._precision import ResolvedPrecision, loss_scaled, reduced_precision
 
 if TYPE_CHECKING:
     from ._backbone import Backbone
@@ -101,6 +102,28 @@ class FineTuneResult:
     seconds: float
     history: dict[str, list[float]] = field(default_factory=dict)
 
+    def format(self) -> str:
+        """One line: what was trained, for how long, and the last accuracies.
+
+        Example:
+            >>> import hubtransfer
+            >>> result = hubtransfer.FineTuneResult(
+            ...     trained_groups=("block6", "top"), trained_variables=8, epochs=2,
+            ...     seconds=61.0, history={"accuracy": [0.8, 0.9], "val_accuracy": [0.7, 0.75]})
+            >>> result.format()
+            '2 layers (8 variables), 2 epochs in 61.0 s; accuracy 0.9000, val_accuracy 0.7500'
+        """
+        text = (
+            f"{len(self.trained_groups)} layers ({self.trained_variables} variables), "
+            f"{self.epochs} epochs in {self.seconds:.1f} s"
+        )
+        last = [
+            f"{key} {values[-1]:.4f}"
+            for key in ("accuracy", "val_accuracy")
+            if (values := self.history.get(key))
+        ]
+        return text + ("; " + ", ".join(last) if last else "")
+
 
 def trainable_groups(backbone: Backbone) -> list[str]:
     """The backbone's trainable layers, bottom to top, named by variable prefix.
@@ -129,6 +152,7 @@ def fine_tune(
     train_batch_norm: bool = False,
     augmentation: Augmentation | None = None,
     validation: tuple[Sequence[str | os.PathLike[str]], Sequence[int]] | None = None,
+    precision: ResolvedPrecision = "float32",
     seed: int = 0,
     verbose: int = 1,
 ) -> FineTuneResult:
@@ -149,6 +173,10 @@ def fine_tune(
         augmentation: Random image changes, or None.
         validation: Optional ``(paths, labels)``; its loss and accuracy are
             reported per epoch.
+        precision: "float32", or "mixed_float16" / "mixed_bfloat16" to run the
+            backbone's and head's forward and backward passes in reduced
+            precision (grappler's rewrite; see :mod:`hubtransfer._precision`),
+            with dynamic loss scaling for float16. Variables stay float32.
         seed: Seed for shuffling and augmentation.
         verbose: 0 silent, 1 one line per epoch.
 
@@ -181,7 +209,8 @@ def fine_tune(
     n_classes = int(head.output_shape[-1])
     low, high = preprocessor.contract.value_range
     augment = augmentation.layers(seed=seed, value_range=(low, high)) if augmentation else None
-    optimizer = tf_keras.optimizers.Adam(learning_rate)
+    optimizer = loss_scaled(tf_keras.optimizers.Adam(learning_rate), precision)
+    scaling = precision == "mixed_float16"
     loss_function = tf_keras.losses.CategoricalCrossentropy()
 
     @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
@@ -193,7 +222,10 @@ def fine_tune(
             features = backbone.layer(images, training=train_batch_norm)
             probabilities = head(features, training=True)
             loss = loss_function(targets, probabilities)
-        gradients = tape.gradient(loss, variables)
+            scaled = optimizer.get_scaled_loss(loss) if scaling else loss
+        gradients = tape.gradient(scaled, variables)
+        if scaling:
+            gradients = optimizer.get_unscaled_gradients(gradients)
         optimizer.apply_gradients(zip(gradients, variables, strict=True))
         hits = tf.reduce_sum(
             tf.cast(tf.argmax(probabilities, 1) == tf.argmax(targets, 1), tf.float32)
@@ -225,6 +257,37 @@ def fine_tune(
         history.update({"val_loss": [], "val_accuracy": []})
     started = time.perf_counter()
     tf_keras.utils.set_random_seed(seed)
+    with reduced_precision(precision):
+        _train(
+            epochs,
+            train_step,
+            evaluate_step,
+            train_data,
+            validation_data,
+            history,
+            learning_rate=learning_rate,
+            verbose=verbose,
+        )
+    return FineTuneResult(
+        trained_groups=tuple(chosen),
+        trained_variables=len(variables),
+        epochs=epochs,
+        seconds=time.perf_counter() - started,
+        history=history,
+    )
+
+
+def _train(
+    epochs: int,
+    train_step: Any,
+    evaluate_step: Any,
+    train_data: Any,
+    validation_data: Any,
+    history: dict[str, list[float]],
+    *,
+    learning_rate: float,
+    verbose: int,
+) -> None:
     for epoch in range(epochs):
         totals = np.zeros(3)
         for images, targets in train_data:
@@ -250,13 +313,6 @@ def fine_tune(
                 f"Fine-tuning diverged (loss {history['loss'][-1]}) at epoch {epoch + 1}; "
                 f"lower 'fine_tune_learning_rate' (it was {learning_rate})."
             )
-    return FineTuneResult(
-        trained_groups=tuple(chosen),
-        trained_variables=len(variables),
-        epochs=epochs,
-        seconds=time.perf_counter() - started,
-        history=history,
-    )
 
 
 def save_backbone(backbone: Backbone, folder: Path) -> None:
