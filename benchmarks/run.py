@@ -309,12 +309,10 @@ def run_suite(
 
 
 def _default_work() -> Path:
-    explicit = os.environ.get("HUBTRANSFER_CACHE_DIR")
-    base = Path(explicit) if explicit else Path.home() / ".cache" / "hubtransfer"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if not explicit and xdg:
-        base = Path(xdg) / "hubtransfer"
-    return base.expanduser() / "benchmarks"
+    # hubtransfer's own cache folder (HUBTRANSFER_CACHE_DIR, XDG_CACHE_HOME or ~/.cache).
+    from hubtransfer import cache_dir
+
+    return cache_dir() / "benchmarks"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

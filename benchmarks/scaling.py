@@ -51,12 +51,10 @@ FEATURES: Final = 256
 
 
 def _default_work() -> Path:
-    explicit = os.environ.get("HUBTRANSFER_CACHE_DIR")
-    base = Path(explicit) if explicit else Path.home() / ".cache" / "hubtransfer"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    if not explicit and xdg:
-        base = Path(xdg) / "hubtransfer"
-    return base.expanduser() / "benchmarks" / "scaling"
+    # hubtransfer's own cache folder (HUBTRANSFER_CACHE_DIR, XDG_CACHE_HOME or ~/.cache).
+    from hubtransfer import cache_dir
+
+    return cache_dir() / "benchmarks" / "scaling"
 
 
 # --- Children ---------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hubtransfer.testing import free_loopback_ports
 
 pytestmark = pytest.mark.slow
 
@@ -75,17 +76,6 @@ def _finish(process: subprocess.Popen[str], out: Path) -> dict[str, object]:
     return result
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for item in sockets:
-            item.bind(("127.0.0.1", 0))
-        return [int(item.getsockname()[1]) for item in sockets]
-    finally:
-        for item in sockets:
-            item.close()
-
-
 @pytest.fixture(scope="module")
 def single(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     out = tmp_path_factory.mktemp("single") / "result.json"
@@ -107,7 +97,7 @@ def test_mirrored_strategy_over_two_cpu_devices_matches_one_device(
 def test_multi_worker_strategy_with_two_processes_matches_one_device(
     single: dict[str, object], tmp_path: Path
 ) -> None:
-    ports = _free_ports(2)
+    ports = free_loopback_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     for index in range(2):

@@ -6,25 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import hubtransfer
 from hubtransfer import Augmentation, InvalidParameterError, TransferClassifier
 from hubtransfer._finetune import fine_tune, trainable_groups
-from hubtransfer.testing import tiny_spec
+from hubtransfer.testing import make_colour_folder, tiny_spec
 
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    colours = {"blue": (20, 20, 230), "green": (20, 220, 20), "red": (230, 20, 20)}
-    for name, colour in colours.items():
-        (tmp_path / "data" / name).mkdir(parents=True)
-        for index in range(8):
-            noise = rng.integers(-20, 20, (32, 32, 3))
-            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{index}.png")
-    return tmp_path / "data"
+    return make_colour_folder(tmp_path / "data", per_class=8, noise=20)
 
 
 def _values(layer: object, group: str) -> list[np.ndarray]:

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import hubtransfer
 from hubtransfer import InvalidParameterError, PrecisionCheck, PrecisionSupport, TransferClassifier
 from hubtransfer._cli import build_parser
 from hubtransfer._precision import reduced_precision, resolve_precision
-from hubtransfer.testing import tiny_spec
+from hubtransfer.testing import make_colour_folder, tiny_spec
 
 NO_HARDWARE = PrecisionSupport()
 BOTH_UNUSABLE = PrecisionSupport(
@@ -30,15 +29,7 @@ ON_GPU = bool(hubtransfer.precision_support().gpus)
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    colours = {"blue": (20, 20, 230), "green": (20, 220, 20), "red": (230, 20, 20)}
-    for name, colour in colours.items():
-        (tmp_path / "data" / name).mkdir(parents=True)
-        for index in range(10):
-            noise = rng.integers(-40, 40, (32, 32, 3))
-            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "data" / name / f"{index}.png")
-    return tmp_path / "data"
+    return make_colour_folder(tmp_path / "data", per_class=10, noise=40)
 
 
 @pytest.mark.parametrize(

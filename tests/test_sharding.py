@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,7 +25,7 @@ from PIL import Image
 import hubtransfer
 from hubtransfer import FeatureStore, extract_features
 from hubtransfer._sharding import worker_position, worker_share
-from hubtransfer.testing import tiny_spec
+from hubtransfer.testing import free_loopback_ports, tiny_spec
 
 TOLERANCE = {"rtol": 1e-4, "atol": 1e-5}
 
@@ -228,17 +227,6 @@ def _finish(process: subprocess.Popen[str], out: Path) -> dict[str, list[list[fl
     return result
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for item in sockets:
-            item.bind(("127.0.0.1", 0))
-        return [int(item.getsockname()[1]) for item in sockets]
-    finally:
-        for item in sockets:
-            item.close()
-
-
 @pytest.fixture(scope="module")
 def single(
     tiny_models: dict[str, Path], images: list[Path], tmp_path_factory: pytest.TempPathFactory
@@ -277,7 +265,7 @@ def test_two_workers_each_extract_their_share_and_match_one_device(
     images: list[Path],
     tmp_path: Path,
 ) -> None:
-    ports = _free_ports(2)
+    ports = free_loopback_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     store = tmp_path / "shared-store"
     processes = []

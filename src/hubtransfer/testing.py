@@ -19,7 +19,7 @@ import tarfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 
@@ -27,11 +27,16 @@ from ._spec import BackboneSpec
 
 __all__ = [
     "check_backbone_spec",
+    "free_loopback_ports",
+    "make_colour_folder",
     "make_tar_gz",
     "make_tiny_savedmodel",
     "serve_directory",
     "tiny_spec",
 ]
+
+COLOURS: Final = {"blue": (20, 20, 230), "green": (20, 220, 20), "red": (230, 20, 20)}
+"""The classes of :func:`make_colour_folder` and their mean RGB colours."""
 
 
 def make_tiny_savedmodel(
@@ -224,3 +229,62 @@ def check_backbone_spec(spec: BackboneSpec) -> None:
         )
     if not np.all(np.isfinite(output)):
         raise AssertionError(f"Backbone {spec.name!r} returned non-finite values.")
+
+
+def make_colour_folder(
+    root: str | os.PathLike[str], *, per_class: int = 10, noise: int = 20, seed: int = 0
+) -> Path:
+    """Writes a small class-folder data set that a tiny backbone can learn.
+
+    One sub-folder per colour of :data:`COLOURS` (``blue``, ``green``,
+    ``red``), each with ``per_class`` 32x32 PNGs of that colour plus uniform
+    noise of +-``noise`` per channel.
+
+    Args:
+        root: The folder to create (with its parents).
+        per_class: Images per class.
+        noise: Half-width of the per-pixel noise.
+        seed: Seed of the noise.
+
+    Returns:
+        ``root``, as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> import tempfile, hubtransfer
+        >>> from hubtransfer.testing import make_colour_folder
+        >>> data = make_colour_folder(tempfile.mkdtemp() + "/data", per_class=2)
+        >>> len(hubtransfer.scan_image_folder(data))
+        6
+    """
+    from PIL import Image
+
+    folder = Path(root)
+    rng = np.random.default_rng(seed)
+    for name, colour in COLOURS.items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            jitter = rng.integers(-noise, noise, (32, 32, 3)) if noise else 0
+            pixels = np.clip(np.array(colour) + jitter, 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / name / f"{index}.png")
+    return folder
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now (e.g. for a local ``TF_CONFIG``).
+
+    Example:
+        >>> from hubtransfer.testing import free_loopback_ports
+        >>> first, second = free_loopback_ports(2)
+        >>> first != second
+        True
+    """
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for item in sockets:
+            item.bind(("127.0.0.1", 0))
+        return [int(item.getsockname()[1]) for item in sockets]
+    finally:
+        for item in sockets:
+            item.close()
