@@ -269,13 +269,24 @@ def _banner(record: Record) -> str:
             f"{suite['repeats']} repeat); indicative only. The full suite "
             "(`--suite full`) measures the real sizes with 3 repeats."
         )
-    if max(before, after) > 0.25 * cores:
+    # Only the load before counts: the one after includes this run's own last processes.
+    if before > 0.25 * cores:
         lines.append(
             f"> **Noisy**: the machine was shared while this ran (1-minute load average "
             f"{before:.1f} before, {after:.1f} after, on {cores} cores). Absolute timings are "
             "slower and noisier than on a quiet machine, and a wall-time ratio between a long "
             "and a short measurement is distorted when the load changes in between: check it "
             "against the CPU-time ratio beside it in the targets table."
+        )
+    forward = _stat(record, "tf_forward_limit", "img_per_s")
+    if forward is not None and forward.count > 1 and forward.high > 1.1 * forward.low:
+        lines.append(
+            f"> **Run-to-run spread**: TensorFlow's forward pass alone, the same work every "
+            f"time, ran at {forward.low:.0f}\u2013{forward.high:.0f} img/s across the "
+            f"repeats (load average {before:.1f} before the run, nothing else of this "
+            "project running): this is a virtual machine on a shared host. A ratio of two "
+            "measurements taken minutes apart carries that uncertainty; the CPU-time ratios "
+            "beside the wall-time ones are steadier."
         )
     groups = record.get("groups", [])
     missing = [
