@@ -20,8 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "cli.md"
 WIDTH = 88
 
+# generated_page.py beside this file, also when the tests load the script by path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The page must describe this checkout's CLI, not an installed copy.
 sys.path.insert(0, str(ROOT / "src"))
+
+from generated_page import write_or_check  # noqa: E402
 
 from hubtransfer import _cli  # noqa: E402
 
@@ -181,23 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: 0 when the page is (now) up to date, 1 when
         ``--check`` found it stale.
     """
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--check", action="store_true", help="only check that the page is up to date"
+    return write_or_check(
+        DOC,
+        lambda: render_cli_markdown(_cli.build_parser()),
+        script="generate_cli_doc.py",
+        description=(__doc__ or "").splitlines()[0],
+        argv=argv,
+        note="",
     )
-    args = parser.parse_args(argv)
-    page = render_cli_markdown(_cli.build_parser())
-    current = DOC.read_text(encoding="utf-8") if DOC.exists() else None
-    if args.check:
-        if current != page:
-            print(f"{DOC} is stale; run python scripts/generate_cli_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    if current != page:
-        DOC.parent.mkdir(parents=True, exist_ok=True)
-        DOC.write_text(page, encoding="utf-8")
-        print(f"wrote {DOC}")
-    return 0
 
 
 if __name__ == "__main__":

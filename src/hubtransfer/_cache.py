@@ -9,6 +9,7 @@ simply uses the winner's entry.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import sys
@@ -30,6 +31,15 @@ __all__ = [
 
 CACHE_ENV: Final = "HUBTRANSFER_CACHE_DIR"
 TFHUB_CACHE_ENV: Final = "TFHUB_CACHE_DIR"
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes, as hex, read a megabyte at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def cache_dir() -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -17,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._backbone import Backbone, load_backbone, resolve_spec
-from ._cache import build_atomically, cache_dir, replace_directory
+from ._cache import build_atomically, cache_dir, file_sha256, replace_directory
 from ._calibration import (
     CalibrationReport,
     apply_temperature,
@@ -121,14 +120,6 @@ DataInput = (
     | npt.NDArray[Any]
     | Any
 )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_dataset(value: object) -> bool:
@@ -1143,7 +1134,7 @@ class TransferClassifier:
                     None if self.precision_check_ is None else self.precision_check_.to_json()
                 ),
             },
-            "files": {p.relative_to(folder).as_posix(): _sha256(p) for p in files},
+            "files": {p.relative_to(folder).as_posix(): file_sha256(p) for p in files},
         }
         with open(folder / _METADATA, "w", encoding="utf8") as handle:
             json.dump(metadata, handle, indent=2, sort_keys=True)
@@ -1308,7 +1299,7 @@ def _verify_files(folder: Path, metadata: Mapping[str, Any]) -> None:
     missing = sorted(set(recorded) - present)
     extra = sorted(present - set(recorded))
     changed = sorted(
-        name for name in set(recorded) & present if _sha256(folder / name) != recorded[name]
+        name for name in set(recorded) & present if file_sha256(folder / name) != recorded[name]
     )
     problems = []
     if missing:

@@ -42,7 +42,6 @@ only release (0.4.4) needs protobuf < 4, which TensorFlow 2.21 cannot use
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import json
 import math
@@ -57,7 +56,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._cache import replace_directory
+from ._cache import file_sha256, replace_directory
 from ._data import IMAGE_EXTENSIONS
 from ._exceptions import (
     DatasetError,
@@ -425,14 +424,6 @@ def _short_reason(error: BaseException) -> str:
 # --- The sidecar ------------------------------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _preprocessed_input(contract: PreprocessingContract) -> dict[str, Any]:
     height, width = contract.input_size
     steps = f"scaled to {list(contract.value_range)}"
@@ -608,7 +599,7 @@ def export_model(
                 "content_hash": backbone.content_hash,
                 "licence": backbone.spec.licence,
             },
-            "files": {p.relative_to(temporary).as_posix(): _sha256(p) for p in files},
+            "files": {p.relative_to(temporary).as_posix(): file_sha256(p) for p in files},
         }
         with open(temporary / EXPORT_METADATA, "w", encoding="utf8") as handle:
             json.dump(metadata, handle, indent=2, sort_keys=True)

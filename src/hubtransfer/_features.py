@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._cache import cache_dir
+from ._cache import cache_dir, file_sha256
 from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
 from ._runtime import FeatureRuntime, RuntimeChoice, select_runtime
@@ -68,11 +68,7 @@ whatever its size. Smaller jobs use TensorFlow until a model is converted.
 
 def file_digest(path: str | os.PathLike[str]) -> str:
     """Returns the SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 _digests: dict[tuple[str, int, int, int, int], str] = {}

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, runtime_checkab
 import numpy as np
 import numpy.typing as npt
 
-from ._cache import _file_lock, cache_dir
+from ._cache import _file_lock, cache_dir, file_sha256
 from ._exceptions import HubTransferError, InvalidParameterError
 
 if TYPE_CHECKING:
@@ -347,14 +347,6 @@ def _record_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _write_json_atomically(target: Path, record: dict[str, Any]) -> None:
     temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
     try:
@@ -372,7 +364,7 @@ def _intact_record(model_path: Path) -> dict[str, Any] | None:
         record = json.loads(_record_path(model_path).read_text("utf8"))
         if header[4:8] != _FLATBUFFER_IDENTIFIER or not isinstance(record, dict):
             return None
-        if record.get("tflite_sha256") != _file_sha256(model_path):
+        if record.get("tflite_sha256") != file_sha256(model_path):
             return None
     except (OSError, ValueError):
         return None
