@@ -102,3 +102,51 @@ def test_fit_streams_features_above_the_memory_budget(
     assert seen == [True]
     assert model.score(tmp_path / "data") > 0.9
     assert not list((isolated_cache / "tmp").glob("*.npy")), "the temporary file is unlinked"
+
+
+def _resident_file_mib() -> float:
+    """Pages of mapped files in this process's resident set (Linux), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1]) / 1024
+    pytest.skip("this kernel does not report RssFile")
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_released_pages_leave_the_resident_set_but_not_the_data(tmp_path: Path) -> None:
+    from hubtransfer._head import release_mapped_pages
+
+    values = np.random.default_rng(0).normal(size=(16_384, 1_024)).astype(np.float32)  # 64 MiB
+    mapped = _memmap(tmp_path / "features.npy", values)
+    before = _resident_file_mib()
+    total = float(np.asarray(mapped, np.float64).sum())
+    assert _resident_file_mib() - before > 48, "reading a map makes its pages resident"
+    release_mapped_pages(mapped[100:200])  # a view shares its base's map
+    assert _resident_file_mib() - before < 8
+    assert float(np.asarray(mapped, np.float64).sum()) == total
+    release_mapped_pages(values)  # not a map: nothing to do
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_streamed_batches_keep_few_pages_of_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hubtransfer import _head
+
+    features, labels = _problem(8_192)
+    wide = np.repeat(features, 64, axis=1)  # 8,192 x 1,024 float32: 32 MiB on disk
+    mapped = _memmap(tmp_path / "features.npy", wide)
+    monkeypatch.setattr(_head, "_STREAM_CHUNK_BYTES", 4 << 20)
+    targets = np.eye(3, dtype=np.float32)[labels]
+    data = _batches(mapped, targets, batch_size=64, seed=1, shuffle=True)
+    for _ in data:  # a first epoch maps in TensorFlow's own code, which is file-backed too
+        pass
+    base = _resident_file_mib()
+    peak, rows = 0.0, 0
+    for batch, _ in data:
+        rows += len(batch)
+        peak = max(peak, _resident_file_mib() - base)
+    assert rows == len(wide)
+    # Released every 4 MiB of batches: far below the 32 MiB one pass would leave behind.
+    assert peak < 16, f"{peak:.1f} MiB of the file stayed resident"
+    assert _resident_file_mib() - base < 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import mmap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -19,8 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["HeadTrainer", "balanced_class_weights"]
 
 _STREAM_CHUNK_BYTES: Final = 64 << 20
-_STEPS_PER_EXECUTION: Final = 32
 """Bytes of features checked or read at a time when they are memory-mapped."""
+_FAULT_AROUND_BYTES: Final = 64 << 10
+"""What reading one page of a mapped file may map around it (Linux's default)."""
+_STEPS_PER_EXECUTION: Final = 32
 
 ClassWeight = Literal["balanced"] | Mapping[int, float] | None
 
@@ -286,23 +289,33 @@ class HeadTrainer:
     ) -> npt.NDArray[np.float32]:
         """Class probabilities ``[n, n_classes]`` for features ``[n, d]``."""
         self._check_fitted()
-        x = _real_array(features, "HeadTrainer.predict_proba", InvalidParameterError)
+        # A float32 memory map is read chunk by chunk, never all at once.
+        x: npt.NDArray[np.float32] = (
+            features  # type: ignore[assignment]
+            if _is_float32_memmap(features)
+            else _real_array(features, "HeadTrainer.predict_proba", InvalidParameterError)
+        )
         if x.ndim != 2 or x.shape[1] != self.feature_dim_:
             raise InvalidParameterError(
                 f"HeadTrainer.predict_proba needs features shaped [n, {self.feature_dim_}]; "
                 f"got {x.shape}."
             )
-        if not np.all(np.isfinite(x)):
-            raise InvalidParameterError(
-                "HeadTrainer.predict_proba got features holding NaN or infinite values."
-            )
+        rows = max(1, _STREAM_CHUNK_BYTES // max(1, x.shape[1] * 4))
+        for start in range(0, len(x), rows):
+            finite = bool(np.all(np.isfinite(x[start : start + rows])))
+            release_mapped_pages(x)
+            if not finite:
+                raise InvalidParameterError(
+                    "HeadTrainer.predict_proba got features holding NaN or infinite values."
+                )
         if not len(x):
             return np.zeros((0, self.n_classes_), np.float32)
         # Eager calls in fixed-size chunks: Keras' predict() retraces for every new input size.
-        chunks = [
-            self.head_(x[start : start + batch_size], training=False).numpy()
-            for start in range(0, len(x), batch_size)
-        ]
+        chunks = []
+        for start in range(0, len(x), batch_size):
+            chunk = np.asarray(x[start : start + batch_size])
+            chunks.append(self.head_(chunk, training=False).numpy())
+            release_mapped_pages(x)
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def combine(self, backbone: Backbone) -> Any:
@@ -376,7 +389,9 @@ def _check_xy(
         )
     rows = max(1, _STREAM_CHUNK_BYTES // max(1, x.shape[1] * 4))
     for start in range(0, len(x), rows):
-        if not np.all(np.isfinite(x[start : start + rows])):
+        finite = bool(np.all(np.isfinite(x[start : start + rows])))
+        release_mapped_pages(x)
+        if not finite:
             raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
     return x, y.astype(np.int64)
 
@@ -396,6 +411,21 @@ def _real_array(
 
 def _is_float32_memmap(value: object) -> bool:
     return isinstance(value, np.memmap) and value.dtype == np.float32
+
+
+def release_mapped_pages(array: object) -> None:
+    """Drops the pages of ``array``'s memory map from this process's resident set.
+
+    Reading a memory-mapped file maps each page it touches into the process,
+    and the pages stay there (counted in its RSS) until the map is closed,
+    so one pass over features larger than memory would end with all of them
+    resident. The data is not lost: the kernel's page cache keeps the pages
+    (written ones too: the map is shared with the file), and the next read
+    maps them again. Anything that is not an ``np.memmap`` is left alone.
+    """
+    mapping = getattr(array, "_mmap", None) if isinstance(array, np.memmap) else None
+    if isinstance(mapping, mmap.mmap) and not mapping.closed and hasattr(mapping, "madvise"):
+        mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def _batches(
@@ -420,16 +450,26 @@ def _batches(
             data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
         return data.batch(batch_size)
     epoch = [0]
+    # Pages read are dropped from the resident set every so many batches, so memory stays
+    # flat however large the file (the page cache still holds them for the next epoch).
+    # Each row read at random maps up to 64 KiB around it (Linux's fault-around), not
+    # just its own bytes.
+    mapped_per_row = max(x.shape[1] * 4, _FAULT_AROUND_BYTES)
+    release_every = max(1, _STREAM_CHUNK_BYTES // (batch_size * mapped_per_row))
 
     def generate() -> Any:
         order = np.arange(len(x))
         if shuffle:
             np.random.default_rng([seed, epoch[0]]).shuffle(order)
         epoch[0] += 1
-        for start in range(0, len(order), batch_size):
+        for number, start in enumerate(range(0, len(order), batch_size), start=1):
             # Sorted reads within a batch keep the disk access mostly sequential.
             chosen = np.sort(order[start : start + batch_size])
-            yield np.asarray(x[chosen]), targets[chosen]
+            batch = np.asarray(x[chosen])
+            if number % release_every == 0:
+                release_mapped_pages(x)
+            yield batch, targets[chosen]
+        release_mapped_pages(x)
 
     signature = (
         tf.TensorSpec((None, x.shape[1]), tf.float32),
