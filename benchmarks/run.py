@@ -46,7 +46,7 @@ HERE: Final = Path(__file__).resolve().parent
 REPO: Final = HERE.parent
 REFIT_SETTINGS: Final = {"epochs": 30, "learning_rate": 3e-3, "l2": 1e-4, "dropout": 0.1}
 """Head settings of the warm re-fit: all different from the first fit's."""
-RUNTIMES: Final = (None, "tflite", "tensorflow")
+RUNTIMES: Final = (None, "openvino", "tflite", "tensorflow")
 """Runtimes measured when ``extract_features`` has a ``runtime`` parameter (None: its default)."""
 
 

@@ -684,9 +684,21 @@ def environment() -> Result:
     backbone = hubtransfer.load_backbone(hubtransfer.DEFAULT_BACKBONE)
     preprocessor = hubtransfer.Preprocessor.from_spec(backbone.spec)
     warm_up = _first_extraction_seconds(backbone, preprocessor, sample_image())
+    # The check of OpenVINO (when installed) against TensorFlow is recorded the same way.
+    chosen = (
+        hubtransfer.select_runtime(backbone).name if runtime_params["extract_features"] else None
+    )
+    try:
+        import openvino
+
+        openvino_version: str | None = openvino.__version__
+    except ImportError:
+        openvino_version = None
     return {
         "warm_up_s": warm_up,
+        "auto_runtime": chosen,
         "versions": {
+            "openvino": openvino_version,
             "python": platform.python_version(),
             "tensorflow": tf.__version__,
             "tf_keras": tf_keras.__version__,

@@ -20,10 +20,14 @@ from hubtransfer._runtime import (
     TFLITE_ATOL,
     TFLITE_RTOL,
     FeatureRuntime,
+    OpenVINORuntime,
+    OpenVINOUnavailableError,
+    RuntimeChoice,
     TensorFlowRuntime,
     TFLiteRuntime,
     TFLiteUnavailableError,
     compare_features,
+    openvino_available,
     select_runtime,
     tflite_model_for,
     verification_batch,
@@ -31,6 +35,11 @@ from hubtransfer._runtime import (
 from hubtransfer.testing import tiny_spec
 
 LOGGER = "hubtransfer._runtime"
+FASTEST = "openvino" if openvino_available() else "tflite"
+"""What runtime="auto" picks for a backbone that converts exactly."""
+NEEDS_OPENVINO = pytest.mark.skipif(
+    not openvino_available(), reason="needs the optional openvino extra"
+)
 
 
 def _images(count: int, seed: int = 0, size: int = 32) -> np.ndarray:
@@ -134,7 +143,9 @@ def test_the_cached_model_and_check_are_reused(
     tiny_models: dict[str, Path], isolated_cache: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, LOGGER)
-    first = select_runtime(hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])))
+    first = select_runtime(
+        hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])), runtime="tflite"
+    )
     assert first.name == "tflite"
     assert isinstance(first, TFLiteRuntime)
     model = first.model_path
@@ -149,7 +160,9 @@ def test_the_cached_model_and_check_are_reused(
     assert len(_messages(caplog, "Checked TFLite")) == 1
 
     # A new backbone object (as in a new process): no conversion, no second check.
-    again = select_runtime(hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])))
+    again = select_runtime(
+        hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])), runtime="tflite"
+    )
     assert isinstance(again, TFLiteRuntime)
     assert again is not first
     assert again.model_path == model
@@ -184,9 +197,9 @@ def test_auto_without_conversion_uses_a_model_only_once_converted(
     assert select_runtime(backbone, convert=False).name == "tensorflow"
     assert not (isolated_cache / "tflite").exists()
     # The first answer is not remembered for "auto": a conversion still happens when asked.
-    assert select_runtime(backbone).name == "tflite"
+    assert select_runtime(backbone).name == FASTEST
     fresh = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
-    assert select_runtime(fresh, convert=False).name == "tflite"
+    assert select_runtime(fresh, convert=False).name == FASTEST
 
 
 def test_concurrent_conversions_convert_once(
@@ -242,6 +255,101 @@ def test_one_runtime_is_safe_to_share_between_threads(
         np.testing.assert_array_equal(results[index], features)
 
 
+# --- OpenVINO -----------------------------------------------------------------------------
+
+
+@NEEDS_OPENVINO
+def test_auto_prefers_openvino_when_it_matches_tensorflow(
+    tiny_models: dict[str, Path], isolated_cache: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, LOGGER)
+    backbone = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
+    runtime = select_runtime(backbone)
+    assert isinstance(runtime, OpenVINORuntime)
+    assert runtime.name == "openvino"
+    assert isinstance(runtime, FeatureRuntime)
+    # It runs the cached TFLite file: one conversion serves both runtimes.
+    assert runtime.model_path == tflite_model_for(backbone)
+    images = np.concatenate([verification_batch(backbone), _images(9, seed=4)])
+    passed, max_difference = compare_features(runtime(images), TensorFlowRuntime(backbone)(images))
+    assert passed, max_difference
+    record = json.loads(runtime.model_path.with_suffix(".json").read_text())
+    check = record["openvino_check"]
+    assert check["passed"] is True
+    assert check["openvino"] and (check["atol"], check["rtol"]) == (TFLITE_ATOL, TFLITE_RTOL)
+    assert len(_messages(caplog, "Checked OpenVINO")) == 1
+    # A new backbone object (as in a new process): the recorded check is reused.
+    again = select_runtime(hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])))
+    assert isinstance(again, OpenVINORuntime) and again is not runtime
+    assert len(_messages(caplog, "Checked OpenVINO")) == 1
+    assert runtime(images[:0]).shape == (0, 8)
+
+
+@NEEDS_OPENVINO
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_openvino_batches_and_single_images_give_identical_results(
+    tiny: hubtransfer.Backbone, isolated_cache: Path, threads: int
+) -> None:
+    runtime = OpenVINORuntime(tflite_model_for(tiny), num_threads=threads)
+    images = _images(2 * threads + 5, seed=5)
+    one_by_one = np.concatenate([runtime(images[i : i + 1]) for i in range(len(images))])
+    assert runtime._queue is None  # single images: one request with every thread
+    whole = runtime(images)
+    assert (runtime._queue is not None) == (threads > 1)  # big batches: streams side by side
+    np.testing.assert_array_equal(whole, one_by_one)
+    np.testing.assert_array_equal(runtime(images[:3]), one_by_one[:3])
+
+
+@NEEDS_OPENVINO
+def test_auto_falls_back_to_tflite_when_openvino_was_found_inexact(
+    tiny_models: dict[str, Path], isolated_cache: Path
+) -> None:
+    import openvino
+    import tensorflow as tf
+
+    backbone = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
+    model = tflite_model_for(backbone)
+    record_path = model.with_suffix(".json")
+    # What a failed check leaves in the record, on a CPU where OpenVINO's kernels differ.
+    record = json.loads(record_path.read_text())
+    record["openvino_check"] = {
+        "atol": TFLITE_ATOL,
+        "rtol": TFLITE_RTOL,
+        "tensorflow": tf.__version__,
+        "openvino": openvino.__version__,
+        "passed": False,
+        "max_abs_difference": 0.5,
+        "images": 4,
+    }
+    record_path.write_text(json.dumps(record))
+    assert isinstance(select_runtime(backbone), TFLiteRuntime)
+    with pytest.raises(OpenVINOUnavailableError, match=r"differ from TensorFlow's by up to 0\.5"):
+        select_runtime(hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])), runtime="openvino")
+
+
+def test_a_missing_openvino_is_a_clear_error_and_auto_uses_tflite(
+    tiny: hubtransfer.Backbone, isolated_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if the extra were not installed
+    assert not openvino_available()
+    with pytest.raises(OpenVINOUnavailableError, match=r"pip install 'hubtransfer\[openvino\]'"):
+        select_runtime(tiny, runtime="openvino")
+    assert not (isolated_cache / "tflite").exists(), "nothing is converted for it"
+    assert isinstance(select_runtime(tiny), TFLiteRuntime)
+
+
+@NEEDS_OPENVINO
+def test_openvino_names_a_file_it_cannot_load(tmp_path: Path) -> None:
+    bogus = tmp_path / "model.tflite"
+    bogus.write_bytes(b"\x00" * 64)
+    with pytest.raises(OpenVINOUnavailableError, match=r"model\.tflite"):
+        OpenVINORuntime(bogus)
+    with pytest.raises(hubtransfer.InvalidParameterError, match="num_threads"):
+        OpenVINORuntime(bogus, num_threads=0)
+
+
 # --- Fallback -----------------------------------------------------------------------------
 
 
@@ -281,15 +389,18 @@ def test_tflite_runtime_raises_when_the_model_cannot_be_converted(
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not-tflite", "altered-weights"])
+@pytest.mark.parametrize("kind", ["tflite", pytest.param("openvino", marks=NEEDS_OPENVINO)])
 def test_a_damaged_cached_model_is_detected_and_rebuilt(
     tiny_models: dict[str, Path],
     isolated_cache: Path,
     caplog: pytest.LogCaptureFixture,
     damage: str,
+    kind: RuntimeChoice,
 ) -> None:
     caplog.set_level(logging.INFO, LOGGER)
-    runtime = select_runtime(hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])))
-    assert isinstance(runtime, TFLiteRuntime)
+    expected = OpenVINORuntime if kind == "openvino" else TFLiteRuntime
+    runtime = select_runtime(hubtransfer.load_backbone(tiny_spec(tiny_models["fv"])), runtime=kind)
+    assert isinstance(runtime, expected)
     path = runtime.model_path
     good = path.read_bytes()
     if damage == "truncated":
@@ -303,8 +414,8 @@ def test_a_damaged_cached_model_is_detected_and_rebuilt(
             data[offset + 3] ^= 0x40
         path.write_bytes(bytes(data))
     backbone = hubtransfer.load_backbone(tiny_spec(tiny_models["fv"]))
-    rebuilt = select_runtime(backbone)
-    assert isinstance(rebuilt, TFLiteRuntime)
+    rebuilt = select_runtime(backbone, runtime=kind)
+    assert isinstance(rebuilt, expected)
     assert rebuilt.model_path == path
     assert len(_messages(caplog, "Converting backbone")) == 2
     assert path.read_bytes()[4:8] == b"TFL3"
@@ -320,6 +431,9 @@ def test_a_trainable_backbone_runs_on_tensorflow(
         assert select_runtime(backbone).name == "tensorflow"
     with pytest.raises(TFLiteUnavailableError, match="trainable=False"):
         select_runtime(backbone, runtime="tflite")
+    if openvino_available():
+        with pytest.raises(OpenVINOUnavailableError, match="trainable=False"):
+            select_runtime(backbone, runtime="openvino")
     assert not (isolated_cache / "tflite").exists()
 
 
@@ -327,11 +441,15 @@ def test_a_trainable_backbone_runs_on_tensorflow(
 
 
 def test_unknown_runtime_names_are_rejected(tiny: hubtransfer.Backbone) -> None:
-    with pytest.raises(hubtransfer.InvalidParameterError, match="'auto', 'tflite', 'tensorflow'"):
+    with pytest.raises(
+        hubtransfer.InvalidParameterError, match="'auto', 'openvino', 'tflite', 'tensorflow'"
+    ):
         select_runtime(tiny, runtime="onnx")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("runtime_kind", ["tflite", "tensorflow"])
+@pytest.mark.parametrize(
+    "runtime_kind", ["tflite", "tensorflow", pytest.param("openvino", marks=NEEDS_OPENVINO)]
+)
 def test_runtimes_reject_batches_of_the_wrong_shape(
     tiny: hubtransfer.Backbone, isolated_cache: Path, runtime_kind: str
 ) -> None:

@@ -108,6 +108,8 @@ from ._registry import get_backbone_spec as get_backbone_spec
 from ._registry import list_backbones as list_backbones
 from ._registry import register_backbone as register_backbone
 from ._runtime import FeatureRuntime as FeatureRuntime
+from ._runtime import OpenVINORuntime as OpenVINORuntime
+from ._runtime import OpenVINOUnavailableError as OpenVINOUnavailableError
 from ._runtime import TensorFlowRuntime as TensorFlowRuntime
 from ._runtime import TFLiteRuntime as TFLiteRuntime
 from ._runtime import TFLiteUnavailableError as TFLiteUnavailableError
@@ -164,6 +166,8 @@ __all__ = [
     "LabelMapError",
     "ModelFormatError",
     "NotFittedError",
+    "OpenVINORuntime",
+    "OpenVINOUnavailableError",
     "OutputKind",
     "Precision",
     "PrecisionCheck",

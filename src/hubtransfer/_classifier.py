@@ -56,6 +56,7 @@ from ._precision import (
     resolve_precision,
 )
 from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
+from ._runtime import RUNTIME_CHOICES, RuntimeChoice
 from ._spec import BackboneSpec
 from ._validation import check_bool, check_float, check_images_argument, check_int
 from ._version import __version__
@@ -174,10 +175,12 @@ class TransferClassifier:
         cache_features: Whether to keep features in the on-disk cache.
         extraction_batch_size: Images per backbone pass.
         runtime: How the frozen backbone runs during feature extraction:
-            "auto" (TensorFlow Lite with XNNPACK when it converts and matches
-            TensorFlow within 1e-4 + 1e-3*|f|, else TensorFlow with a
-            warning), "tflite" (or an error), "tensorflow". Features agree to
-            about 1e-5, so the feature cache is shared.
+            "auto" (OpenVINO when the optional ``openvino`` extra is
+            installed, else TensorFlow Lite with XNNPACK, each only when its
+            features match TensorFlow's within 1e-4 + 1e-3*|f|; else
+            TensorFlow with a warning), "openvino" or "tflite" (or an
+            error), "tensorflow". Features agree to about 1e-5, so the
+            feature cache is shared.
         fine_tune: After the head converges, also train the top ``fine_tune``
             layers of the backbone (or ``"all"``) with the head, at
             ``fine_tune_learning_rate``, with BatchNorm kept in inference
@@ -248,7 +251,7 @@ class TransferClassifier:
         seed: int = 0,
         cache_features: bool = True,
         extraction_batch_size: int = 64,
-        runtime: Literal["auto", "tflite", "tensorflow"] = "auto",
+        runtime: RuntimeChoice = "auto",
         fine_tune: int | Literal["all"] | None = None,
         fine_tune_epochs: int = 3,
         fine_tune_learning_rate: float = 1e-5,
@@ -386,17 +389,17 @@ class TransferClassifier:
                 "images change every epoch, so their features cannot be cached for a frozen "
                 "backbone. Set fine_tune=N (or 'all'), or leave augmentation off."
             )
-        if self.runtime not in ("auto", "tflite", "tensorflow"):
+        if self.runtime not in RUNTIME_CHOICES:
             raise InvalidParameterError(
-                f"The 'runtime' parameter of {_OWNER} must be 'auto', 'tflite' or 'tensorflow'. "
-                f"Got {self.runtime!r} instead."
+                f"The 'runtime' parameter of {_OWNER} must be one of "
+                f"{', '.join(map(repr, RUNTIME_CHOICES))}. Got {self.runtime!r} instead."
             )
         check_int(self.extraction_batch_size, "extraction_batch_size", minimum=1, owner=_OWNER)
         check_precision_parameter(self.precision, owner=_OWNER)
-        if self.precision not in ("float32", "auto") and self.runtime == "tflite":
+        if self.precision not in ("float32", "auto") and self.runtime in ("tflite", "openvino"):
             raise InvalidParameterError(
                 f"The 'precision' parameter of {_OWNER} is {self.precision!r}, which runs the "
-                "backbone on TensorFlow, but 'runtime' is 'tflite' (float32 only). Use "
+                f"backbone on TensorFlow, but 'runtime' is {self.runtime!r} (float32 only). Use "
                 "runtime='auto' or 'tensorflow', or precision='float32'."
             )
 
@@ -440,10 +443,11 @@ class TransferClassifier:
         for name in _FITTED_STATE:
             self.__dict__.pop(name, None)
         self.precision_: ResolvedPrecision = resolve_precision(self.precision, owner=_OWNER)
-        if self.precision_ != "float32" and self.runtime == "tflite":
+        if self.precision_ != "float32" and self.runtime in ("tflite", "openvino"):
             raise InvalidParameterError(
                 f"The 'precision' parameter of {_OWNER} resolved to {self.precision_!r}, which "
-                "runs the backbone on TensorFlow, but 'runtime' is 'tflite' (float32 only). "
+                f"runs the backbone on TensorFlow, but 'runtime' is {self.runtime!r} (float32 "
+                "only). "
                 "Use runtime='auto' or 'tensorflow', or precision='float32'."
             )
         self.precision_check_: PrecisionCheck | None = None
@@ -582,7 +586,7 @@ class TransferClassifier:
         root = None if self.precision_ == "float32" else cache_dir() / f"features-{self.precision_}"
         return FeatureStore.for_backbone(backbone, backbone.spec.preprocessing, root=root)
 
-    def _runtime_choice(self) -> Literal["auto", "tflite", "tensorflow"]:
+    def _runtime_choice(self) -> RuntimeChoice:
         return self.runtime if self.precision_ == "float32" else "tensorflow"
 
     def _check_precision(self) -> None:

@@ -20,7 +20,9 @@ naturally catch::
     ├── DatasetError (ValueError)
     ├── ModelFormatError (ValueError)
     ├── NotFittedError (ValueError, AttributeError)
-    └── ShardTimeoutError (TimeoutError)
+    ├── ShardTimeoutError (TimeoutError)
+    ├── TFLiteUnavailableError (RuntimeError)
+    └── OpenVINOUnavailableError (RuntimeError)
 
 Every message names the offending value (a file path, a handle, a parameter)
 and says what to do about it.
@@ -43,7 +45,9 @@ __all__ = [
     "LabelMapError",
     "ModelFormatError",
     "NotFittedError",
+    "OpenVINOUnavailableError",
     "ShardTimeoutError",
+    "TFLiteUnavailableError",
     "UnknownBackboneError",
     "UnsafeArchiveError",
 ]
@@ -128,3 +132,11 @@ class NotFittedError(HubTransferError, ValueError, AttributeError):
 
 class ShardTimeoutError(HubTransferError, TimeoutError):
     """Other workers' feature shards stopped reaching the shared feature store."""
+
+
+class TFLiteUnavailableError(HubTransferError, RuntimeError):
+    """A backbone cannot run on TensorFlow Lite, or its TFLite copy is not exact."""
+
+
+class OpenVINOUnavailableError(HubTransferError, RuntimeError):
+    """OpenVINO is not installed, cannot load a backbone's TFLite copy, or is not exact."""

@@ -44,7 +44,7 @@ import numpy.typing as npt
 from ._cache import cache_dir, file_sha256
 from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
-from ._runtime import FeatureRuntime, RuntimeChoice, select_runtime
+from ._runtime import RUNTIME_CHOICES, FeatureRuntime, RuntimeChoice, select_runtime
 from ._spec import PreprocessingContract
 
 if TYPE_CHECKING:
@@ -353,13 +353,13 @@ def _naming_bad_files(
 
 
 def _check_runtime(runtime: object) -> RuntimeChoice | FeatureRuntime:
-    if runtime in ("auto", "tflite", "tensorflow") or (
+    if runtime in RUNTIME_CHOICES or (
         not isinstance(runtime, str) and isinstance(runtime, FeatureRuntime)
     ):
         return runtime
     raise InvalidParameterError(
-        "The 'runtime' parameter of extract_features must be 'auto', 'tflite', 'tensorflow' "
-        f"or a FeatureRuntime. Got {runtime!r} instead."
+        "The 'runtime' parameter of extract_features must be one of "
+        f"{', '.join(map(repr, RUNTIME_CHOICES))} or a FeatureRuntime. Got {runtime!r} instead."
     )
 
 
@@ -403,7 +403,8 @@ def extract_features(
         runtime: ``"auto"`` (TensorFlow Lite when it converts and matches
             TensorFlow, else TensorFlow with a warning; a backbone not yet
             converted is converted only for :data:`AUTO_CONVERSION_MIN_IMAGES`
-            images or more), ``"tflite"``, ``"tensorflow"``, or a
+            images or more; OpenVINO first when it is installed),
+            ``"openvino"``, ``"tflite"``, ``"tensorflow"``, or a
             :class:`FeatureRuntime` to use as is. See
             :func:`hubtransfer._runtime.select_runtime`. Chosen only when
             some image needs the backbone; the first batch joins the check.

@@ -167,7 +167,12 @@ def _forward(
     runtime: RuntimeChoice | FeatureRuntime,
     images: int,
 ) -> _RuntimeOnFirstBatch:
-    if isinstance(runtime, str) and runtime != "tflite" and _uses_replicas(strategy):
+    # TFLite and OpenVINO run on the CPU: replicas of them would only compete for it.
+    if (
+        isinstance(runtime, str)
+        and runtime not in ("tflite", "openvino")
+        and _uses_replicas(strategy)
+    ):
         return _RuntimeOnFirstBatch(backbone, _ReplicaRuntime(backbone, strategy), images=images)
     return _RuntimeOnFirstBatch(backbone, runtime, images=images)
 
