@@ -797,6 +797,28 @@ def _supplement(name: str, record: Record) -> str:
     return "\n".join(parts)
 
 
+def _reused_note(record: Record) -> list[str]:
+    reused = record.get("reused")
+    if not reused:
+        return []
+    commit = (reused.get("git") or {}).get("commit", "?")[:10]
+    groups = ", ".join(f"`{g}`" for g in reused["groups"])
+    return [
+        f"**Two runs.** The {groups} results were copied from an earlier run of the same "
+        f"suite on this machine ({reused.get('started')} to {reused.get('finished')}, commit "
+        f"`{commit}`; `--reuse {reused['record']}`)"
+        + (
+            ": the seed and tf.data pipelines do not use the library, so its changes since "
+            "cannot move them, and they take most of an hour."
+            if "pipelines" in reused["groups"]
+            else "."
+        )
+        + " Everything else, and every ratio between hubtransfer's own figures, is from "
+        "this run; ratios against the copied figures compare the two runs.",
+        "",
+    ]
+
+
 def render(
     record: Record,
     supplements: Sequence[tuple[str, Record]] = (),
@@ -823,6 +845,7 @@ def render(
         "",
         _banner(record),
         "",
+        *_reused_note(record),
         "## Machine",
         "",
         _machine_section(record),

@@ -88,6 +88,15 @@ SUITES: Final = {
     ),
 }
 GROUPS: Final = ("pipelines", "hubtransfer", "extraction", "stages", "memory", "accuracy")
+GROUP_TASKS: Final = {
+    "pipelines": ("seed_fit", "tfdata_fit"),
+    "hubtransfer": ("hubtransfer_fit", "hubtransfer_predict"),
+    "extraction": ("hubtransfer_extract", "tf_forward_limit", "tf_end_to_end"),
+    "stages": ("stages",),
+    "memory": ("memory_fit",),
+    "accuracy": ("accuracy",),
+}
+"""The tasks each group runs (``--reuse`` copies a group's results by these names)."""
 
 
 # Children --------------------------------------------------------------------------------
@@ -308,6 +317,24 @@ def run_suite(
     return record
 
 
+def reuse_groups(record: dict[str, Any], earlier: dict[str, Any], name: str) -> None:
+    """Adds to ``record`` the results of the groups only ``earlier`` measured."""
+    groups = [g for g in earlier["groups"] if g not in record["groups"]]
+    tasks = {task for group in groups for task in GROUP_TASKS[group]}
+    copied = [child for child in earlier["children"] if child["task"] in tasks]
+    record["children"] += copied
+    record["groups"] = [g for g in GROUPS if g in record["groups"] or g in groups]
+    if "pipelines" in groups:
+        record["baseline_repeats"] = earlier.get("baseline_repeats", earlier["suite"]["repeats"])
+    record["reused"] = {
+        "record": name,
+        "groups": groups,
+        "git": earlier.get("git"),
+        "started": earlier.get("started"),
+        "finished": earlier.get("finished"),
+    }
+
+
 def _default_work() -> Path:
     # hubtransfer's own cache folder (HUBTRANSFER_CACHE_DIR, XDG_CACHE_HOME or ~/.cache).
     from hubtransfer import cache_dir
@@ -337,6 +364,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--params", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        default=None,
+        help="an earlier record of the same suite: the groups it measured that this run "
+        "does not (--only) are copied from it, named as such on the page; for re-measuring "
+        "a changed library without re-running the slow seed pipelines",
+    )
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args.worker, args.params, args.result, args.cache)
@@ -346,7 +381,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--repeats must be a positive int. Got {args.repeats} instead.")
         suite = Suite(**{**asdict(suite), "repeats": args.repeats})
     work = (args.work or _default_work()).resolve()
+    earlier = json.loads(args.reuse.read_text()) if args.reuse else None
+    if earlier is not None and earlier["suite"]["name"] != suite.name:
+        parser.error(f"--reuse needs a record of the {suite.name} suite.")
     record = run_suite(suite, work, args.only, args.baseline_repeats)
+    if earlier is not None:
+        reuse_groups(record, earlier, args.reuse.name)
     json_path = args.json or HERE / "results" / f"{suite.name}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     # Paths under the work folder are written relative to it: the record is committed.
