@@ -131,6 +131,42 @@ def test_bad_out_and_strategy_are_named(backbone: hubtransfer.Backbone, images: 
         extract_features(backbone, preprocessor, images, strategy="mirrored")
 
 
+@pytest.mark.parametrize("route", ["strategy", "out"])
+def test_a_file_the_decoder_refuses_is_named_on_the_sharded_path(
+    backbone: hubtransfer.Backbone, images: list[Path], tmp_path: Path, route: str
+) -> None:
+    import io
+
+    import tensorflow as tf
+
+    # A JPEG cut off a third of the way from its end: its header is fine, its data is not.
+    buffer = io.BytesIO()
+    noise = np.random.default_rng(1).integers(0, 256, (64, 64, 3), np.uint8)
+    Image.fromarray(noise).save(buffer, "JPEG")
+    bad = tmp_path / "cut-off.jpg"
+    bad.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) * 2 // 3])
+    files = [*images[:5], bad]
+    preprocessor = hubtransfer.Preprocessor.from_spec(backbone.spec)
+    options: dict[str, object] = (
+        {"strategy": tf.distribute.get_strategy()}
+        if route == "strategy"
+        else {"out": np.zeros((len(files), backbone.output_dim), np.float32)}
+    )
+    with pytest.raises(hubtransfer.ImageDecodeError) as info:
+        extract_features(
+            backbone,
+            preprocessor,
+            files,
+            store=FeatureStore.for_backbone(
+                backbone, backbone.spec.preprocessing, root=tmp_path / "store"
+            ),
+            verbose=False,
+            **options,  # type: ignore[arg-type]
+        )
+    assert str(info.value).startswith("1 of 6 image files cannot be decoded:\n")
+    assert repr(str(bad)) in str(info.value)
+
+
 def test_a_worker_tag_names_the_shard(tmp_path: Path) -> None:
     store = FeatureStore(tmp_path, feature_dim=2)
     store.put(["a" * 64], np.ones((1, 2)), worker=3)

@@ -28,7 +28,6 @@ from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, st
 from ._doctor import (
     BadImage,
     apply_bad_images,
-    bad_images_error,
     find_bad_images,
     screen_collection,
 )
@@ -671,29 +670,19 @@ class TransferClassifier:
 
     def _features_of_files(self, paths: Sequence[Path]) -> npt.NDArray[np.float32]:
         def extract(part: Sequence[Path]) -> npt.NDArray[np.float32]:
-            import tensorflow as tf
-
-            try:
-                with reduced_precision(self.precision_):
-                    return extract_features(
-                        self.backbone_,
-                        self.preprocessor_,
-                        part,
-                        store=self._store,
-                        batch_size=self.extraction_batch_size,
-                        verbose=bool(self.verbose),
-                        runtime=self._runtime_choice(),
-                        strategy=self.strategy,
-                    )
-            except tf.errors.OpError as error:
-                # A file passed the header check but not the decoder (fit decodes every file
-                # first; predict and evaluate do not): name it, and any other bad file.
-                bad = find_bad_images(
-                    part, max_pixels=self.preprocessor_.max_pixels, known_good=self._store
+            # A file that passes the header check but not the decoder (fit decodes every
+            # file first; predict and evaluate do not) raises an error naming every bad file.
+            with reduced_precision(self.precision_):
+                return extract_features(
+                    self.backbone_,
+                    self.preprocessor_,
+                    part,
+                    store=self._store,
+                    batch_size=self.extraction_batch_size,
+                    verbose=bool(self.verbose),
+                    runtime=self._runtime_choice(),
+                    strategy=self.strategy,
                 )
-                if not bad:
-                    raise
-                raise bad_images_error(bad, len(part), training=False) from error
 
         width = self.backbone_.output_dim
         if len(paths) * width * 4 <= IN_MEMORY_FEATURE_BYTES:

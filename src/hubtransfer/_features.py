@@ -24,6 +24,7 @@ again, and would orphan every existing store, for no difference in results.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import json
@@ -34,7 +35,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -331,22 +332,66 @@ class _ShardWriter:
             self._on_stored(keys)
 
 
+def _first_of_each(digests: Sequence[str], positions: Iterable[int]) -> dict[str, int]:
+    """The first of ``positions`` holding each digest: identical files are extracted once."""
+    first: dict[str, int] = {}
+    for position in positions:
+        first.setdefault(digests[position], position)
+    return first
+
+
+def _store_features(
+    store: FeatureStore,
+    keys: Sequence[str],
+    batches: Iterable[tuple[Any, Any]],
+    forward: _RuntimeOnFirstBatch,
+    *,
+    chunk_size: int,
+    on_stored: Callable[[Sequence[str]], None],
+) -> set[str]:
+    """Runs the backbone over ``batches`` and stores the features in shards of ``chunk_size``.
+
+    Each batch is ``(indexes, images)``: the indexes into ``keys`` of its
+    images, or ``None`` when they are simply the next ones in order.
+
+    Returns:
+        The keys whose features were stored.
+    """
+    writer = _ShardWriter(store, chunk_size, on_stored=on_stored)
+    stored: set[str] = set()
+    for indexes, images in batches:
+        array = np.asarray(images, np.float32)
+        if indexes is None:
+            chosen = list(keys[writer.seen : writer.seen + len(array)])
+        else:
+            chosen = [keys[int(i)] for i in np.asarray(indexes)]
+        stored.update(chosen)
+        writer.add(chosen, forward(array))
+    writer.flush()
+    return stored
+
+
 @contextlib.contextmanager
 def _naming_bad_files(
-    files: Sequence[str], preprocessor: Preprocessor, *, total: int | None = None
+    files: Sequence[str],
+    preprocessor: Preprocessor,
+    *,
+    total: int | None = None,
+    store: FeatureStore | None = None,
 ) -> Iterator[None]:
     """Turns a decoding error inside the pipeline into one that names every bad file.
 
     The header check before the pipeline catches most bad files; one that
     is damaged further in fails inside ``tf.data`` with an error that does
-    not say which file it was.
+    not say which file it was. Files whose features ``store`` holds decoded
+    before and are not decoded again to look.
     """
     import tensorflow as tf
 
     try:
         yield
     except tf.errors.OpError as error:
-        bad = find_bad_images(files, max_pixels=preprocessor.max_pixels)
+        bad = find_bad_images(files, max_pixels=preprocessor.max_pixels, known_good=store)
         if not bad:
             raise
         raise bad_images_error(bad, total or len(files), training=False) from error
@@ -434,18 +479,19 @@ def extract_features(
     if strategy is not None or out is not None:
         from ._sharding import extract_sharded
 
-        return extract_sharded(
-            backbone,
-            preprocessor,
-            files,
-            store=store,
-            strategy=strategy,
-            batch_size=batch_size,
-            chunk_size=chunk_size,
-            verbose=verbose,
-            runtime=choice,
-            out=out,
-        )
+        with _naming_bad_files(files, preprocessor, store=store):
+            return extract_sharded(
+                backbone,
+                preprocessor,
+                files,
+                store=store,
+                strategy=strategy,
+                batch_size=batch_size,
+                chunk_size=chunk_size,
+                verbose=verbose,
+                runtime=choice,
+                out=out,
+            )
     dim = backbone.output_dim
     report = _print_progress("Extracting features") if verbose else None
     if store is None:
@@ -457,14 +503,9 @@ def extract_features(
         return features
     digests = [cached_digest(f) for f in files]
     todo = store.missing(digests)
-    # Identical files share one digest: extract each once.
-    unique_todo = list(dict.fromkeys(digests[i] for i in todo))
-    first_position: dict[str, int] = {}
-    for i in todo:
-        first_position.setdefault(digests[i], i)
-    copies: dict[str, int] = {}
-    for i in todo:
-        copies[digests[i]] = copies.get(digests[i], 0) + 1
+    first_position = _first_of_each(digests, todo)
+    unique_todo = list(first_position)
+    copies = collections.Counter(digests[i] for i in todo)
     done = [len(files) - len(todo)]
 
     def stored(keys: Sequence[str]) -> None:
@@ -477,11 +518,10 @@ def extract_features(
     with _naming_bad_files(todo_files, preprocessor, total=len(files)):
         # One pipeline for every file, so decoding never stops between shards.
         data = preprocessor.dataset(todo_files, batch_size=batch_size)
-        writer = _ShardWriter(store, chunk_size, on_stored=stored)
-        for batch in data:
-            array = np.asarray(batch, np.float32)
-            writer.add(unique_todo[writer.seen : writer.seen + len(array)], forward(array))
-        writer.flush()
+        batches = ((None, batch) for batch in data)
+        _store_features(
+            store, unique_todo, batches, forward, chunk_size=chunk_size, on_stored=stored
+        )
     if report and not todo:
         sys.stderr.write(f"Features of all {len(files)} images found in the cache.\n")
     return store.get(digests)
@@ -526,9 +566,7 @@ def extract_into_store(
             unreadable.append(position)
             digests.append("")
     todo = [i for i in store.missing(digests) if digests[i]]
-    first_position: dict[str, int] = {}
-    for i in todo:
-        first_position.setdefault(digests[i], i)
+    first_position = _first_of_each(digests, todo)
     unique_todo = list(first_position)
     if not unique_todo:
         return unreadable
@@ -547,12 +585,8 @@ def extract_into_store(
         [checks[first_position[d]][1] for d in unique_todo],
         batch_size=batch_size,
     )
-    writer = _ShardWriter(store, chunk_size, on_stored=stored)
-    decoded: set[str] = set()
-    for positions, images in data:
-        keys = [unique_todo[int(i)] for i in np.asarray(positions)]
-        decoded.update(keys)
-        writer.add(keys, forward(np.asarray(images, np.float32)))
-    writer.flush()
+    decoded = _store_features(
+        store, unique_todo, data, forward, chunk_size=chunk_size, on_stored=stored
+    )
     failed_digests = set(unique_todo) - decoded
     return sorted([*unreadable, *(i for i in todo if digests[i] in failed_digests)])
