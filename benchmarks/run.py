@@ -213,6 +213,9 @@ def _repeat_jobs(
     model_dir = str(runner.work / "scratch" / f"model-{repeat}")
 
     def hubtransfer_jobs() -> None:
+        # The extraction pass that fit is compared with, run just before it: the two
+        # then see the same machine load, which drifts over minutes on a shared host.
+        runner.run("hubtransfer_extract", folder=folder, runtime=None, paired=True)
         fitted = runner.run(
             "hubtransfer_fit",
             cache="fresh",
@@ -318,21 +321,42 @@ def run_suite(
 
 
 def reuse_groups(record: dict[str, Any], earlier: dict[str, Any], name: str) -> None:
-    """Adds to ``record`` the results of the groups only ``earlier`` measured."""
+    """Adds to ``record`` the results of the groups only ``earlier`` measured.
+
+    ``record["reused"]`` lists where each copied group was measured: in ``earlier``
+    itself, or in the run ``earlier`` had copied it from.
+    """
     groups = [g for g in earlier["groups"] if g not in record["groups"]]
     tasks = {task for group in groups for task in GROUP_TASKS[group]}
-    copied = [child for child in earlier["children"] if child["task"] in tasks]
+    copied = [
+        child
+        for child in earlier["children"]
+        if child["task"] in tasks and not child["params"].get("paired")
+    ]
     record["children"] += copied
     record["groups"] = [g for g in GROUPS if g in record["groups"] or g in groups]
     if "pipelines" in groups:
         record["baseline_repeats"] = earlier.get("baseline_repeats", earlier["suite"]["repeats"])
-    record["reused"] = {
-        "record": name,
-        "groups": groups,
-        "git": earlier.get("git"),
-        "started": earlier.get("started"),
-        "finished": earlier.get("finished"),
-    }
+    previous = earlier.get("reused") or []
+    previous = [previous] if isinstance(previous, dict) else previous
+    inherited = {g for entry in previous for g in entry["groups"]}
+    sources = [
+        {**entry, "groups": [g for g in entry["groups"] if g in groups]}
+        for entry in previous
+        if any(g in groups for g in entry["groups"])
+    ]
+    own = [g for g in groups if g not in inherited]
+    if own:
+        sources.append(
+            {
+                "record": name,
+                "groups": own,
+                "git": earlier.get("git"),
+                "started": earlier.get("started"),
+                "finished": earlier.get("finished"),
+            }
+        )
+    record["reused"] = sources
 
 
 def _default_work() -> Path:

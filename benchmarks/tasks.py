@@ -346,8 +346,11 @@ def _latencies(model: Any, paths: Sequence[str]) -> Result:
     }
 
 
-def hubtransfer_extract(folder: str, runtime: str | None) -> Result:
-    """``extract_features`` over the folder's files, no cache: one backbone pass."""
+def hubtransfer_extract(folder: str, runtime: str | None, paired: bool = False) -> Result:
+    """``extract_features`` over the folder's files, no cache: one backbone pass.
+
+    ``paired``: run just before a ``hubtransfer_fit``, as its reference (only recorded).
+    """
     import hubtransfer
 
     paths = _labelled_files(Path(folder))[0]
