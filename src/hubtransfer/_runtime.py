@@ -117,6 +117,16 @@ def _available_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def _check_threads(num_threads: object, owner: str) -> None:
+    if num_threads is not None and (
+        isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
+    ):
+        raise InvalidParameterError(
+            f"The 'num_threads' parameter of {owner} must be a positive int or None. "
+            f"Got {num_threads!r} instead."
+        )
+
+
 def _check_batch(batch: object, shape: tuple[int, int, int], owner: str) -> np.ndarray:
     array = np.ascontiguousarray(batch, dtype=np.float32)
     if array.ndim != 4 or array.shape[1:] != shape:
@@ -221,13 +231,7 @@ class TFLiteRuntime:
     def __init__(
         self, model_path: str | os.PathLike[str], *, num_threads: int | None = None
     ) -> None:
-        if num_threads is not None and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
-        ):
-            raise InvalidParameterError(
-                "The 'num_threads' parameter of TFLiteRuntime must be a positive int or None. "
-                f"Got {num_threads!r} instead."
-            )
+        _check_threads(num_threads, "TFLiteRuntime")
         self.model_path: Final = Path(model_path)
         self.num_threads: Final = num_threads or _available_cpus()
         interpreter_class = _interpreter_class()
@@ -390,13 +394,7 @@ class OpenVINORuntime:
     def __init__(
         self, model_path: str | os.PathLike[str], *, num_threads: int | None = None
     ) -> None:
-        if num_threads is not None and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1
-        ):
-            raise InvalidParameterError(
-                "The 'num_threads' parameter of OpenVINORuntime must be a positive int or None. "
-                f"Got {num_threads!r} instead."
-            )
+        _check_threads(num_threads, "OpenVINORuntime")
         openvino = _openvino()
         self.model_path: Final = Path(model_path)
         self.num_threads: Final = num_threads or _available_cpus()
