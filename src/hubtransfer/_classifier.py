@@ -55,7 +55,7 @@ from ._precision import (
     resolve_precision,
 )
 from ._preprocessing import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, Preprocessor
-from ._runtime import RUNTIME_CHOICES, RuntimeChoice
+from ._runtime import CONVERTED_RUNTIMES, RUNTIME_CHOICES, RuntimeChoice
 from ._spec import BackboneSpec
 from ._validation import check_bool, check_float, check_images_argument, check_int
 from ._version import __version__
@@ -395,7 +395,7 @@ class TransferClassifier:
             )
         check_int(self.extraction_batch_size, "extraction_batch_size", minimum=1, owner=_OWNER)
         check_precision_parameter(self.precision, owner=_OWNER)
-        if self.precision not in ("float32", "auto") and self.runtime in ("tflite", "openvino"):
+        if self.precision not in ("float32", "auto") and self.runtime in CONVERTED_RUNTIMES:
             raise InvalidParameterError(
                 f"The 'precision' parameter of {_OWNER} is {self.precision!r}, which runs the "
                 f"backbone on TensorFlow, but 'runtime' is {self.runtime!r} (float32 only). Use "
@@ -442,7 +442,7 @@ class TransferClassifier:
         for name in _FITTED_STATE:
             self.__dict__.pop(name, None)
         self.precision_: ResolvedPrecision = resolve_precision(self.precision, owner=_OWNER)
-        if self.precision_ != "float32" and self.runtime in ("tflite", "openvino"):
+        if self.precision_ != "float32" and self.runtime in CONVERTED_RUNTIMES:
             raise InvalidParameterError(
                 f"The 'precision' parameter of {_OWNER} resolved to {self.precision_!r}, which "
                 f"runs the backbone on TensorFlow, but 'runtime' is {self.runtime!r} (float32 "

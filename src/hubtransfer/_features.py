@@ -383,8 +383,8 @@ def _naming_bad_files(
 
     The header check before the pipeline catches most bad files; one that
     is damaged further in fails inside ``tf.data`` with an error that does
-    not say which file it was. Files whose features ``store`` holds decoded
-    before and are not decoded again to look.
+    not say which file it was. Files whose features ``store`` holds have
+    decoded before, so they are not decoded again to look.
     """
     import tensorflow as tf
 

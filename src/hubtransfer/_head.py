@@ -289,25 +289,16 @@ class HeadTrainer:
     ) -> npt.NDArray[np.float32]:
         """Class probabilities ``[n, n_classes]`` for features ``[n, d]``."""
         self._check_fitted()
-        # A float32 memory map is read chunk by chunk, never all at once.
-        x: npt.NDArray[np.float32] = (
-            features  # type: ignore[assignment]
-            if _is_float32_memmap(features)
-            else _real_array(features, "HeadTrainer.predict_proba", InvalidParameterError)
-        )
+        x = _real_array(features, "HeadTrainer.predict_proba", InvalidParameterError)
         if x.ndim != 2 or x.shape[1] != self.feature_dim_:
             raise InvalidParameterError(
                 f"HeadTrainer.predict_proba needs features shaped [n, {self.feature_dim_}]; "
                 f"got {x.shape}."
             )
-        rows = max(1, _STREAM_CHUNK_BYTES // max(1, x.shape[1] * 4))
-        for start in range(0, len(x), rows):
-            finite = bool(np.all(np.isfinite(x[start : start + rows])))
-            release_mapped_pages(x)
-            if not finite:
-                raise InvalidParameterError(
-                    "HeadTrainer.predict_proba got features holding NaN or infinite values."
-                )
+        if not _all_finite(x):
+            raise InvalidParameterError(
+                "HeadTrainer.predict_proba got features holding NaN or infinite values."
+            )
         if not len(x):
             return np.zeros((0, self.n_classes_), np.float32)
         # Eager calls in fixed-size chunks: Keras' predict() retraces for every new input size.
@@ -367,12 +358,7 @@ def _class_weights(
 def _check_xy(
     features: npt.ArrayLike, labels: npt.ArrayLike, feature_name: str, label_name: str
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-    # A float32 memory map stays on disk (np.asarray would keep it, astype would copy it).
-    x: npt.NDArray[np.float32] = (
-        features  # type: ignore[assignment]
-        if _is_float32_memmap(features)
-        else _real_array(features, f"HeadTrainer.fit's {feature_name}", DatasetError)
-    )
+    x = _real_array(features, f"HeadTrainer.fit's {feature_name}", DatasetError)
     y = np.asarray(labels)
     if x.ndim != 2 or not len(x):
         raise DatasetError(
@@ -387,19 +373,32 @@ def _check_xy(
         raise DatasetError(
             f"The {label_name} must be non-negative integer class indexes; got {y.dtype}."
         )
+    if not _all_finite(x):
+        raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
+    return x, y.astype(np.int64)
+
+
+def _all_finite(x: npt.NDArray[np.float32]) -> bool:
+    """Whether ``x`` holds no NaN or infinity, read a chunk at a time (a map stays on disk)."""
     rows = max(1, _STREAM_CHUNK_BYTES // max(1, x.shape[1] * 4))
     for start in range(0, len(x), rows):
         finite = bool(np.all(np.isfinite(x[start : start + rows])))
         release_mapped_pages(x)
         if not finite:
-            raise DatasetError(f"The {feature_name} hold NaN or infinite values.")
-    return x, y.astype(np.int64)
+            return False
+    return True
 
 
 def _real_array(
     values: npt.ArrayLike, where: str, error: type[InvalidParameterError | DatasetError]
 ) -> npt.NDArray[np.float32]:
-    """``values`` as float32, refusing what a cast would garble (complex, strings, objects)."""
+    """``values`` as float32, refusing what a cast would garble (complex, strings, objects).
+
+    A float32 memory map is returned as it is: ``np.asarray`` would lose the map
+    (and with it the pages' release), ``astype`` would copy it into memory.
+    """
+    if _is_float32_memmap(values):
+        return values  # type: ignore[return-value]
     array = np.asarray(values)
     if array.dtype.kind not in "iuf":
         # astype would drop imaginary parts, parse strings and call float() on objects.

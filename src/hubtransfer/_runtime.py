@@ -78,6 +78,8 @@ RUNTIME_CHOICES: Final[tuple[RuntimeChoice, ...]] = (
     "tensorflow",
 )
 """Every name :func:`select_runtime` takes."""
+CONVERTED_RUNTIMES: Final[tuple[RuntimeChoice, ...]] = ("openvino", "tflite")
+"""The runtimes that run the float32 TFLite copy on the CPU (float32 only, no replicas)."""
 
 TFLITE_FORMAT_VERSION: Final = 1
 """Part of the cached file name: bump when the conversion changes."""

@@ -39,7 +39,7 @@ from ._features import (
     _RuntimeOnFirstBatch,
     file_digest,
 )
-from ._runtime import FeatureRuntime, RuntimeChoice
+from ._runtime import CONVERTED_RUNTIMES, FeatureRuntime, RuntimeChoice
 
 if TYPE_CHECKING:
     from ._backbone import Backbone
@@ -168,11 +168,7 @@ def _forward(
     images: int,
 ) -> _RuntimeOnFirstBatch:
     # TFLite and OpenVINO run on the CPU: replicas of them would only compete for it.
-    if (
-        isinstance(runtime, str)
-        and runtime not in ("tflite", "openvino")
-        and _uses_replicas(strategy)
-    ):
+    if isinstance(runtime, str) and runtime not in CONVERTED_RUNTIMES and _uses_replicas(strategy):
         return _RuntimeOnFirstBatch(backbone, _ReplicaRuntime(backbone, strategy), images=images)
     return _RuntimeOnFirstBatch(backbone, runtime, images=images)
 
