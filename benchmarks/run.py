@@ -241,11 +241,17 @@ def _repeat_jobs(
         ],
         "hubtransfer": [hubtransfer_jobs],
         "extraction": [
+            # The default runtime's pass right before TensorFlow's forward pass, in one job:
+            # the report compares each such pair, which saw the same machine load.
+            lambda: (
+                runner.run("hubtransfer_extract", folder=folder, runtime=None),
+                runner.run("tf_forward_limit", folder=folder),
+            ),
             *(
                 (lambda r=runtime: runner.run("hubtransfer_extract", folder=folder, runtime=r))
                 for runtime in runtimes
+                if runtime is not None
             ),
-            lambda: runner.run("tf_forward_limit", folder=folder),
             lambda: runner.run("tf_end_to_end", folder=folder),
         ],
         "stages": [

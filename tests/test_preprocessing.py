@@ -539,6 +539,41 @@ def test_lossless_round_trip_matches_arrays(image: np.ndarray) -> None:
     np.testing.assert_array_equal(batch[0], batch[2])
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    dtype=st.sampled_from([np.uint8, np.uint16]),
+    method=st.sampled_from(["bilinear", "nearest"]),
+    height=st.integers(1, 48),
+    width=st.integers(1, 48),
+    size=st.tuples(st.integers(1, 32), st.integers(1, 32)),
+    extremes=st.booleans(),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_integer_pixels_skip_only_steps_that_change_nothing(
+    dtype: type[np.unsignedinteger],
+    method: str,
+    height: int,
+    width: int,
+    size: tuple[int, int],
+    extremes: bool,
+    seed: int,
+) -> None:
+    # For bilinear and nearest, the preprocessor leaves out the clip (and the
+    # value-range step for [0, 1]); the result must equal the full formula bit for bit.
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(seed)
+    if extremes:  # only 0 and the maximum: interpolation right at the bounds
+        image = rng.choice([0, info.max], size=(height, width, 3)).astype(dtype)
+    else:
+        image = rng.integers(0, info.max, size=(height, width, 3), endpoint=True, dtype=dtype)
+    contract = hubtransfer.PreprocessingContract(input_size=size, resize_method=method)
+    got = Preprocessor(contract)(image).numpy()
+    resized = tf.cast(tf.image.resize(image, size, method=method), tf.float32)
+    full = tf.clip_by_value(resized / float(info.max), 0.0, 1.0) * 1.0 + 0.0
+    np.testing.assert_array_equal(got, full.numpy())
+    assert got.min() >= 0.0 and got.max() <= 1.0
+
+
 # EXIF orientation ----------------------------------------------------------------------------
 
 
@@ -598,6 +633,26 @@ def test_dataset_reads_orientation_per_file(write: Callable[[str, bytes], Path])
     np.testing.assert_allclose(from_dataset, preprocessor.batch(paths), atol=1e-6)
     # Upright, the four differ: 6 and 8 are mirror images of each other, 3 of 1.
     np.testing.assert_allclose(from_dataset[2], from_dataset[0][::-1, ::-1], atol=0.05)
+
+
+@pytest.mark.parametrize("orientations", [(1, 1, 1), (1, 6, 1)])
+def test_both_pipelines_turn_images_whether_all_upright_or_not(
+    write: Callable[[str, bytes], Path], orientations: tuple[int, ...]
+) -> None:
+    # All upright, the pipelines add no orientation op at all; one turned file brings it back.
+    paths = [
+        write(f"{n}.jpg", with_orientation(Image.fromarray(gradient(9 + n, 5)), "JPEG", o))
+        for n, o in enumerate(orientations)
+    ]
+    preprocessor = Preprocessor(PreprocessingContract(input_size=(9, 9)))
+    expected = preprocessor.batch(paths)
+    from_dataset = np.concatenate(list(preprocessor.dataset(paths).as_numpy_iterator()))
+    np.testing.assert_allclose(from_dataset, expected, atol=1e-6)
+    files = [str(p) for p in paths]
+    tolerant = preprocessor._tolerant_dataset(files, orientations, batch_size=2)
+    positions, images = zip(*tolerant.as_numpy_iterator(), strict=True)
+    assert np.concatenate(positions).tolist() == [0, 1, 2]
+    np.testing.assert_allclose(np.concatenate(images), expected, atol=1e-6)
 
 
 # Palette transparency, 12-bit JPEG ----------------------------------------------------------

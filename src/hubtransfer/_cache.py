@@ -13,10 +13,11 @@ import hashlib
 import os
 import shutil
 import sys
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from ._exceptions import BrokenCacheEntryError
 
@@ -32,6 +33,8 @@ __all__ = [
 CACHE_ENV: Final = "HUBTRANSFER_CACHE_DIR"
 TFHUB_CACHE_ENV: Final = "TFHUB_CACHE_DIR"
 
+_T = TypeVar("_T")
+
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """The SHA-256 of a file's bytes, as hex, read a megabyte at a time."""
@@ -40,6 +43,48 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class UnchangedFileMemo(Generic[_T]):
+    """Values computed from files, remembered in this process while each file is unchanged.
+
+    A file counts as unchanged while its device, inode, size and modification
+    time (in nanoseconds) are, which is what build tools trust too. One fit
+    reads each file's header and hash several times (the bad-file screen, the
+    training and the validation features, a re-fit); this does it once.
+    Holds at most ``limit`` values (then starts afresh). Thread-safe.
+    """
+
+    def __init__(self, limit: int = 1 << 20) -> None:
+        self._values: dict[tuple[Hashable, ...], _T] = {}
+        self._limit = limit
+        self._guard = threading.Lock()
+
+    def get(self, path: str | os.PathLike[str], compute: Callable[[str], _T], *key: Hashable) -> _T:
+        """``compute(path)``, or its remembered value for ``path`` as it is now and ``key``.
+
+        Raises:
+            OSError: If the file cannot be examined (``os.stat``).
+        """
+        source = os.fspath(path)
+        status = os.stat(source)
+        full = (
+            os.path.abspath(source),
+            status.st_dev,
+            status.st_ino,
+            status.st_size,
+            status.st_mtime_ns,
+            *key,
+        )
+        with self._guard:
+            if full in self._values:
+                return self._values[full]
+        value = compute(source)
+        with self._guard:
+            if len(self._values) >= self._limit:
+                self._values.clear()
+            self._values[full] = value
+        return value
 
 
 def cache_dir() -> Path:

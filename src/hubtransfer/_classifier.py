@@ -648,7 +648,12 @@ class TransferClassifier:
                     runtime=self._runtime_choice(),
                 )
             failed_paths = [collection.paths[i] for i in failed]
-            found = find_bad_images(failed_paths, max_pixels=self.max_image_pixels)
+            # (Setting up the check's decoders costs ~0.2 s: not for nothing.)
+            found = (
+                find_bad_images(failed_paths, max_pixels=self.max_image_pixels)
+                if failed_paths
+                else []
+            )
             named = {item.path for item in found}
             # The decoder of the check and the pipeline's agree; if they ever do not,
             # the pipeline's verdict stands.

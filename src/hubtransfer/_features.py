@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import sys
-import threading
 import time
 import uuid
 import warnings
@@ -42,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from ._cache import cache_dir, file_sha256
+from ._cache import UnchangedFileMemo, cache_dir, file_sha256
 from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
 from ._runtime import RUNTIME_CHOICES, FeatureRuntime, RuntimeChoice, select_runtime
@@ -72,37 +71,17 @@ def file_digest(path: str | os.PathLike[str]) -> str:
     return file_sha256(path)
 
 
-_digests: dict[tuple[str, int, int, int, int], str] = {}
-_DIGEST_CACHE_LIMIT: Final = 1 << 20
-_digests_guard: Final = threading.Lock()
+_digests: Final[UnchangedFileMemo[str]] = UnchangedFileMemo()
 
 
 def cached_digest(path: str | os.PathLike[str]) -> str:
     """:func:`file_digest`, remembered in this process while the file is unchanged.
 
     One fit hashes each file up to three times (the bad-file screen, the
-    training and the validation features); this hashes it once. A file
-    counts as unchanged while its device, inode, size and modification time
-    (in nanoseconds) are, which is what build tools trust too.
+    training and the validation features); this hashes it once. See
+    :class:`hubtransfer._cache.UnchangedFileMemo` for what counts as unchanged.
     """
-    status = os.stat(path)
-    key = (
-        os.path.abspath(path),
-        status.st_dev,
-        status.st_ino,
-        status.st_size,
-        status.st_mtime_ns,
-    )
-    with _digests_guard:
-        known = _digests.get(key)
-    if known is not None:
-        return known
-    digest = file_digest(path)
-    with _digests_guard:
-        if len(_digests) >= _DIGEST_CACHE_LIMIT:
-            _digests.clear()
-        _digests[key] = digest
-    return digest
+    return _digests.get(path, file_digest)
 
 
 class FeatureStore:
