@@ -84,5 +84,5 @@ def test_header_check_is_redone_when_a_file_is_replaced(tmp_path: Path) -> None:
     path.unlink()
     assert _file_problem(str(path), None) == ("does not exist", 1)
     preprocessor = hubtransfer.Preprocessor(hubtransfer.PreprocessingContract(input_size=(4, 4)))
-    with pytest.raises(hubtransfer.ImageDecodeError, match="photo.jpg"):
+    with pytest.raises(hubtransfer.ImageDecodeError, match=r"photo\.jpg"):
         preprocessor.dataset([path])
