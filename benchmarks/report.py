@@ -804,7 +804,29 @@ def _profiling_section(record: Record) -> str:
         "threaded; two single-threaded streams side by side 178\u2013187 img/s; features "
         "within 1.1e-5 of XNNPACK's and 1.3e-5 of TensorFlow's. Adopted: "
         "`runtime='auto'` uses it when the optional `openvino` extra is installed, after "
-        "the same check against TensorFlow as TFLite, recorded beside the model.",
+        "the same check against TensorFlow as TFLite, recorded beside the model. Later "
+        "the same day, with the host busier, it measured 13\u201315 (XNNPACK 16\u201319, "
+        "TensorFlow 23\u201324): OpenVINO's lead shrinks most under other tenants' load.",
+        "- **OpenVINO configurations** (pre-decoded, interleaved rounds): one image per "
+        "request on two single-threaded streams 142\u2013150 img/s; 2 to 16 images per "
+        "request, or one stream of two threads, 115\u2013143; denormals-as-zero and CPU "
+        "pinning no different; the model read from the SavedModel (`convert_model`) instead "
+        "of the `.tflite` file no different. Kept: one image per request, two streams.",
+        "- **Where the end-to-end time goes** (1,000 JPEGs): the CPU time of an extraction "
+        "is the sum of its parts (decoding ~2.5, inference ~13\u201315 core-ms per image, "
+        "cores ~92% busy), so only cheaper parts help. Decoding in the inference threads "
+        "instead of `tf.data`'s, through a per-image `tf.function`: 19\u201321 core-ms, "
+        "worse. Each elementwise op after the resize costs about as much per image as the "
+        "resize itself, so the preprocessor now leaves out the ones that change no value: "
+        "the clip after a bilinear or nearest resize of integer pixels (interpolation "
+        "cannot leave the input's range; tested bit for bit), the value-range step for "
+        "[0, 1], and the EXIF orientation switch when every file is upright: the pipeline "
+        "went from 2.4\u20132.9 to 1.8\u20132.2 core-ms per image, same pixels.",
+        "- **A re-fit's fixed costs**: reading every file's header again (0.25 s for 3,670 "
+        "files: now remembered per unchanged file, like its hash) and setting up the "
+        "bad-image check's decoders with no file to check (0.2 s: skipped). The head's "
+        "own training is the rest: ~1.1 ms per step of 32 in Keras (tf.data slicing "
+        "~0.1 of it; XLA-compiled steps 2.4 ms, worse) plus ~1.6 s of tracing.",
         "",
         "Memory: `fit` used to keep up to 1 GiB of features in memory, plus the copy "
         "`tf.data.Dataset.from_tensor_slices` makes of them, so its peak grew by about 12 KB "

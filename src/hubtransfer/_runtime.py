@@ -10,8 +10,8 @@ function will do. Three are offered:
   forward pass on a 2-core CPU (``benchmarks/run.py``).
 * :class:`OpenVINORuntime` runs the same TFLite file with Intel's OpenVINO
   (the optional ``openvino`` extra), float32 forced: on the 2-core Xeon of
-  the benchmarks about 1.7 times as fast as XNNPACK and 2.2 times as fast as
-  TensorFlow per image.
+  the benchmarks 1.2 to 1.7 times as fast as XNNPACK and 1.6 to 2.2 times as
+  fast as TensorFlow per image (the more so the quieter the host).
 
 :func:`select_runtime` picks one. ``"auto"`` converts the backbone to TFLite
 once (:func:`tflite_model_for`, cached beside the backbone under
@@ -367,9 +367,9 @@ class OpenVINORuntime:
     Single images and small batches run on one request using all
     ``num_threads`` (lowest latency). Batches of at least ``2 * num_threads``
     images run on ``num_threads`` single-threaded streams side by side
-    (highest throughput: on the 2-core benchmark machine about 10 core-ms
-    per EfficientNet-Lite0 image, against 13 for XNNPACK and 23 for
-    TensorFlow). Waiting for results releases the GIL, so a ``tf.data``
+    (highest throughput: on the 2-core benchmark machine 10 to 15 core-ms
+    per EfficientNet-Lite0 image by the host's load, against 13 to 19 for
+    XNNPACK and 23 to 24 for TensorFlow). Waiting for results releases the GIL, so a ``tf.data``
     pipeline keeps decoding meanwhile.
 
     Thread safety: calls are serialised by a lock.
