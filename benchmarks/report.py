@@ -142,33 +142,46 @@ def _tf_limit_cpu(record: Record) -> Stat | None:
     )
 
 
-def _paired_fit_ratios(record: Record) -> Stat | None:
-    """Each fit's time over that of the extraction pass run just before it (``paired``)."""
-    ratios, reference = [], None
+def _pairs(
+    record: Record, reference: Callable[[dict[str, Any]], bool], task: str
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(reference result, ``task`` result) for each run of ``task`` right after a reference.
+
+    The two ran back to back in one job, so they saw the same machine load.
+    """
+    pairs, previous = [], None
     for child in record.get("children", []):
         result = child.get("result")
-        if child["task"] == "hubtransfer_extract" and child["params"].get("paired"):
-            reference = result
-        elif child["task"] == "hubtransfer_fit" and result and reference:
-            ratios.append(result["fit_s"] / (reference["load_s"] + reference["extract_s"]))
-            reference = None
-    return Stat.of(ratios)
+        if child["task"] == task and result and previous:
+            pairs.append((previous, result))
+        previous = result if reference(child) else None
+    return pairs
+
+
+def _paired_fit_ratios(record: Record) -> Stat | None:
+    """Each fit's time over that of the extraction pass run just before it (``paired``)."""
+    pairs = _pairs(
+        record,
+        lambda child: child["task"] == "hubtransfer_extract" and child["params"].get("paired"),
+        "hubtransfer_fit",
+    )
+    return Stat.of(
+        fit["fit_s"] / (extract["load_s"] + extract["extract_s"]) for extract, fit in pairs
+    )
 
 
 def _paired_extraction_ratios(record: Record) -> Stat | None:
     """Each TF forward-pass run against the default extraction run just before it."""
-    ratios, previous = [], None
-    for child in record.get("children", []):
-        result = child.get("result")
-        if child["task"] == "tf_forward_limit" and result and previous:
-            ratios.append(previous["img_per_s"] / result["img_per_s"])
-        is_reference = (
+    pairs = _pairs(
+        record,
+        lambda child: (
             child["task"] == "hubtransfer_extract"
             and child["params"].get("runtime") is None
             and not child["params"].get("paired")
-        )
-        previous = result if is_reference else None
-    return Stat.of(ratios)
+        ),
+        "tf_forward_limit",
+    )
+    return Stat.of(extract["img_per_s"] / tf["img_per_s"] for extract, tf in pairs)
 
 
 def targets(record: Record) -> list[Target]:

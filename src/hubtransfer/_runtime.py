@@ -369,8 +369,8 @@ class OpenVINORuntime:
     images run on ``num_threads`` single-threaded streams side by side
     (highest throughput: on the 2-core benchmark machine 10 to 15 core-ms
     per EfficientNet-Lite0 image by the host's load, against 13 to 19 for
-    XNNPACK and 23 to 24 for TensorFlow). Waiting for results releases the GIL, so a ``tf.data``
-    pipeline keeps decoding meanwhile.
+    XNNPACK and 23 to 24 for TensorFlow). Waiting for results releases the
+    GIL, so a ``tf.data`` pipeline keeps decoding meanwhile.
 
     Thread safety: calls are serialised by a lock.
 
