@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._backbone import Backbone, load_backbone, resolve_spec
-from ._cache import build_atomically, cache_dir, file_sha256, replace_directory
+from ._cache import build_atomically, cache_dir, file_sha256
 from ._calibration import (
     CalibrationReport,
     apply_temperature,
@@ -41,9 +41,11 @@ from ._exceptions import (
 from ._export import ExportFormat, Quantization, export_model, temperature_scaled_head
 from ._features import FeatureStore, extract_features, extract_into_store
 from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
+from ._folders import MODEL_FOLDER, Protected, write_folder
 from ._handles import resolve_handle
 from ._head import HeadTrainer, release_mapped_pages
 from ._labels import LabelMap
+from ._model_files import read_description, read_head_weights, validate_description
 from ._precision import (
     CHECK_IMAGES,
     Precision,
@@ -70,6 +72,7 @@ MODEL_FORMAT_VERSION: Final = 1
 _METADATA: Final = "hubtransfer.json"
 _HEAD_WEIGHTS: Final = "head.npz"
 _BACKBONE_DIR: Final = "backbone"
+_SPLIT: Final = "split.json"
 _OWNER: Final = "TransferClassifier"
 
 _FITTED_STATE: Final = (
@@ -1065,37 +1068,59 @@ class TransferClassifier:
 
     # Persistence --------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Saves the fitted classifier as one self-describing folder, atomically.
 
         The folder holds the backbone's SavedModel (so it loads offline, even
-        if the handle is unreachable), the head's weights (``.npz``), and
+        if the handle is unreachable), the head's weights (``.npz``), the
+        train/validation split the model was fitted on (``split.json``, when
+        it was fitted on files with a validation split), and
         ``hubtransfer.json``: format version, classes, label map,
         preprocessing contract, backbone spec and content hash, parameters,
         training history and a SHA-256 of every file. No pickle anywhere.
 
         The folder is written beside the target and renamed into place; an
         existing model at ``path`` is replaced only once the new one is
-        complete.
+        complete. Only a folder that holds a saved model and nothing else is
+        replaced: any other non-empty folder is refused, unless ``force``.
+        A folder that holds the training data or the model's own backbone is
+        never replaced.
+
+        Args:
+            path: The folder to write.
+            force: Replace a non-empty folder that is not a saved model.
 
         Returns:
             The folder.
+
+        Raises:
+            InvalidParameterError: If ``path`` may not be written (a file, a
+                folder of other files, a folder holding the training data).
+
+        Example:
+            >>> model.save("models/flowers")  # doctest: +SKIP
+            PosixPath('models/flowers')
         """
         self._check_fitted()
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-        temporary.mkdir()
-        try:
-            self._write(temporary)
-            if target.exists() and not target.is_dir():
-                raise InvalidParameterError(
-                    f"Cannot save a model to {str(target)!r}: it exists and is not a folder."
-                )
-            replace_directory(temporary, target)
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
-        return target
+        check_bool(force, "force", "TransferClassifier.save")
+        return write_folder(
+            path, self._write, kind=MODEL_FOLDER, protected=self._protected(), force=force
+        )
+
+    def _protected(self) -> list[Protected]:
+        """What a save must never replace: the training data, the backbone it reads."""
+        folders: set[Path] = set()
+        split = self.__dict__.get("split_")
+        if split is not None:
+            folders.update(part.root for part in split._parts().values() if part.root is not None)
+            folders.update(p.parent for part in split._parts().values() for p in part.paths)
+        for paths, _ in self.__dict__.get("_files", {}).values():
+            folders.update(Path(p).parent for p in paths)
+        protected = [Protected(path=f, what="the training data", inside=True) for f in folders]
+        backbone = self.__dict__.get("backbone_")
+        if backbone is not None:
+            protected.append(Protected(path=backbone.path, what="the model's backbone"))
+        return protected
 
     def _write(self, folder: Path) -> None:
         shutil.copytree(self.backbone_.path, folder / _BACKBONE_DIR)
@@ -1110,6 +1135,9 @@ class TransferClassifier:
             params["augmentation"] = dataclasses.asdict(params["augmentation"])
         if isinstance(params["class_weight"], Mapping):
             params["class_weight"] = {str(k): float(v) for k, v in params["class_weight"].items()}
+        if self.split_ is not None:
+            # Inside the folder, so the split and the model it trained are one atomic write.
+            self.split_.save(folder / _SPLIT)
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         metadata = {
             "format": MODEL_FORMAT,
@@ -1176,9 +1204,9 @@ class TransferClassifier:
             precision_check_ = (
                 None if precision_check is None else PrecisionCheck.from_json(precision_check)
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ModelFormatError(
-                f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error!r}). "
+                f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error}). "
                 "Save the model again."
             ) from error
         backbone = Backbone(spec, path=folder / _BACKBONE_DIR)
@@ -1202,15 +1230,31 @@ class TransferClassifier:
             params["class_weight"] = {int(k): v for k, v in params["class_weight"].items()}
         params["backbone"] = spec if spec.name not in _registered_names() else spec.name
         model = cls(**params)
+        try:
+            model._validate()
+        except InvalidParameterError as error:
+            raise ModelFormatError(
+                f"The parameters in {str(folder / _METADATA)!r} are not valid: {error} "
+                "The folder was edited or damaged; save the model again."
+            ) from error
+        if int(head_info["feature_dim"]) != spec.output_dim:
+            raise ModelFormatError(
+                f"The head in {str(folder / _METADATA)!r} takes {head_info['feature_dim']} "
+                f"features, but the backbone gives {spec.output_dim}. The folder was edited "
+                "or damaged; save the model again."
+            )
         check_precision_parameter(model.precision, owner=_OWNER)
         # Trained on another machine, a model may ask for a precision this one cannot run:
         # it loads, and runs in float32 (with a warning).
         model.precision_ = resolve_precision(model.precision, owner=_OWNER, strict=False)
         model.precision_check_ = precision_check_
         trainer = model._head_trainer()
+        weights = read_head_weights(
+            folder / _HEAD_WEIGHTS,
+            feature_dim=int(head_info["feature_dim"]),
+            n_classes=len(classes),
+        )
         head = trainer.build_head(int(head_info["feature_dim"]), len(classes))
-        with np.load(folder / _HEAD_WEIGHTS, allow_pickle=False) as stored:
-            weights = [stored[name] for name in sorted(stored.files, key=lambda n: int(n[1:]))]
         try:
             head.set_weights(weights)
         except ValueError as error:
@@ -1229,7 +1273,7 @@ class TransferClassifier:
         model.classes_ = np.asarray(classes)
         model.label_map_ = label_map
         model.history_ = trainer.history_
-        model.split_ = None
+        model.split_ = _saved_split(folder)
         model.n_features_in_ = trainer.feature_dim_
         model.validation_report_ = None
         model.skipped_images_ = ()
@@ -1252,6 +1296,19 @@ def _folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     return tuple(entries)
 
 
+def _saved_split(folder: Path) -> DataSplit | None:
+    """The split saved inside the model folder (absent in models saved before it was kept)."""
+    file = folder / _SPLIT
+    if not file.is_file():
+        return None
+    try:
+        return DataSplit.load(file, verify=False)
+    except DatasetError as error:
+        raise ModelFormatError(
+            f"The split manifest {str(file)!r} of the model cannot be read: {error}"
+        ) from error
+
+
 def _registered_names() -> set[str]:
     from ._registry import default_registry
 
@@ -1265,20 +1322,8 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
             f"No saved model folder at {str(folder)!r}. Pass the folder written by "
             "TransferClassifier.save() or `hubtransfer train --out`."
         )
-    try:
-        with open(file, encoding="utf8") as handle:
-            metadata = json.load(handle)
-    except FileNotFoundError:
-        raise ModelFormatError(
-            f"The folder {str(folder)!r} has no {_METADATA}, so it is not a hubtransfer model. "
-            "Pass the folder written by TransferClassifier.save()."
-        ) from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelFormatError(
-            f"The file {str(file)!r} is not valid JSON ({error}); the model folder is damaged. "
-            "Save the model again."
-        ) from error
-    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+    metadata = read_description(file)
+    if metadata.get("format") != MODEL_FORMAT:
         raise ModelFormatError(
             f"The file {str(file)!r} is not a hubtransfer model description "
             f"(its 'format' is not {MODEL_FORMAT!r})."
@@ -1292,6 +1337,7 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
             f"{metadata.get('hubtransfer_version', '?')}; this hubtransfer ({__version__}) reads "
             f"versions up to {MODEL_FORMAT_VERSION}. Upgrade hubtransfer to load it."
         )
+    validate_description(metadata, file, param_names=TransferClassifier._param_names())
     return metadata
 
 

@@ -94,6 +94,25 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._folders import MODEL_FOLDER, Protected, check_target
+
+    # Before training, not an hour into it.
+    check_target(
+        args.out,
+        kind=MODEL_FOLDER,
+        protected=[
+            Protected(path=Path(folder), what=what, inside=True)
+            for folder, what in (
+                (args.data_dir, "the training data"),
+                (args.evaluate, "the test data"),
+            )
+            if folder is not None
+        ],
+        force=args.force,
+        force_hint="pass --force",
+    )
     from ._classifier import TransferClassifier
 
     if args.plot or args.curves:
@@ -123,9 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
     )
     model.fit(args.data_dir)
-    saved = model.save(args.out)
-    if model.split_ is not None:
-        model.split_.save(saved.parent / f"{saved.name}.split.json")
+    saved = model.save(args.out, force=args.force)
     report = model.validation_report_
     if report is not None:
         print("Validation report:")
@@ -377,7 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a classifier on a folder with one sub-folder per class"
     )
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder of class sub-folders")
-    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
+    train.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL_DIR",
+        help="where to save the model: a new or empty folder, or an earlier model to replace",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace MODEL_DIR even if it holds other files (never the data folders)",
+    )
     train.add_argument(
         "--backbone",
         default="efficientnet_lite0_embedded_fv",
@@ -642,6 +669,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hubtransfer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        # A read-only folder, a full disk, a missing permission: one line, not a traceback.
+        from ._cache import cache_dir
+        from ._files import describe_os_error
+
+        message = describe_os_error(
+            error,
+            cache=str(cache_dir()),
+            no_cache="--no-cache" if args.command == "train" else None,
+        )
+        print(f"hubtransfer {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover
