@@ -218,7 +218,8 @@ def test_fit_on_datasets_of_pairs(
     same_size = load_pixels(collection.paths)
     batched = tf.data.Dataset.from_tensor_slices((same_size, labels)).shuffle(36, seed=0).batch(5)
     model = TransferClassifier(backbone=spec, **FAST).fit(batched)
-    assert model.classes_.tolist() == ["0", "1", "2"]
+    # Integer labels are the classes, as in scikit-learn.
+    assert model.classes_.tolist() == [0, 1, 2]
     assert model.score(same_size, labels) >= 0.9
 
 

@@ -9,7 +9,6 @@ simply uses the winner's entry.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import os
 import re
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Final, Generic, TypeVar
 
 from ._exceptions import BrokenCacheEntryError
+from ._files import sha256_regular
 
 __all__ = [
     "build_atomically",
@@ -38,13 +38,14 @@ TFHUB_CACHE_ENV: Final = "TFHUB_CACHE_DIR"
 _T = TypeVar("_T")
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The SHA-256 of a file's bytes, as hex, read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def file_sha256(path: str | os.PathLike[str], *, limit: int | None = None) -> str:
+    """The SHA-256 of a regular file's bytes, as hex, read a megabyte at a time.
+
+    Raises:
+        SpecialFileError: If ``path`` is a FIFO, device or socket (after
+            following links), or larger than ``limit`` bytes.
+    """
+    return sha256_regular(path, limit=limit)
 
 
 class UnchangedFileMemo(Generic[_T]):

@@ -676,11 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._cache import cache_dir
         from ._files import describe_os_error
 
-        message = describe_os_error(
-            error,
-            cache=str(cache_dir()),
-            no_cache="--no-cache" if args.command == "train" else None,
-        )
+        message = describe_os_error(error, cache=str(cache_dir()))
         print(f"hubtransfer {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
 

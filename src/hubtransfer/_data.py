@@ -24,6 +24,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeGuard
 import numpy as np
 
 from ._exceptions import DatasetError, InvalidParameterError
+from ._files import max_file_bytes, sha256_regular
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -786,12 +787,9 @@ class DataSplit:
 
 
 def _fingerprint(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-        return path.stat().st_size, digest.hexdigest()
+        digest = sha256_regular(path, limit=max_file_bytes())
+        return path.stat().st_size, digest
     except OSError as error:
         raise DatasetError(
             f"Cannot read {str(path)!r} to fingerprint it: {error.strerror or error}. "

@@ -41,7 +41,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 
 from ._data import DataSplit, ImageCollection, SkippedFile, scan_image_folder, stratified_split
 from ._exceptions import DatasetError, ImageDecodeError, InvalidParameterError
-from ._files import read_regular
+from ._files import SpecialFileError, read_regular
 from ._folders import CLEAN_COPY, Protected, check_target, write_folder
 from ._lazy import tensorflow as tf
 from ._preprocessing import (
@@ -627,6 +627,8 @@ def _examine(
         return failed("missing", "does not exist (it was removed during the check?)")
     except IsADirectoryError:
         return failed("unreadable", "is a folder, not an image file")
+    except SpecialFileError as error:
+        return failed("unreadable", str(error.strerror))
     except OSError as error:
         return failed("unreadable", f"cannot be read ({error.strerror or error})")
     digest = hashlib.sha256(data).hexdigest()

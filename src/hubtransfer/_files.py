@@ -214,17 +214,13 @@ def is_write_fault(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _WRITE_FAULTS
 
 
-def describe_os_error(
-    error: OSError, *, cache: str | None = None, no_cache: str | None = None
-) -> str:
+def describe_os_error(error: OSError, *, cache: str | None = None) -> str:
     """One line naming the path the file system refused and the way out.
 
     Args:
         error: The fault.
         cache: The cache folder; a fault inside it points at
             ``HUBTRANSFER_CACHE_DIR``.
-        no_cache: How the caller turns the cache off (``"--no-cache"``,
-            ``"cache_features=False"``), if it can.
 
     Example:
         >>> import errno, hubtransfer._files as files
@@ -241,12 +237,17 @@ def describe_os_error(
     if cache is not None and isinstance(error.filename, (str, os.PathLike)):
         filename = os.path.abspath(os.fspath(error.filename))
         folder = os.path.abspath(cache)
-        inside_cache = filename == folder or filename.startswith(folder + os.sep)
+        # The folder itself, a file in it, or a folder above it that had to be created.
+        inside_cache = (
+            filename == folder
+            or filename.startswith(folder + os.sep)
+            or folder.startswith(filename + os.sep)
+        )
     if inside_cache:
-        way_out = "set HUBTRANSFER_CACHE_DIR to a writable folder with free space"
-        if no_cache:
-            way_out += f", or pass {no_cache}"
-        return f"cannot write to the cache folder {where}: {reason}. To go on, {way_out}."
+        return (
+            f"cannot write to the cache folder {where}: {reason}. To go on, set "
+            "HUBTRANSFER_CACHE_DIR to a writable folder with free space."
+        )
     if error.errno == errno.ENOSPC or error.errno == errno.EDQUOT:
         return f"cannot write {where}: {reason}. Free some space, or write elsewhere."
     if error.errno == errno.EROFS:

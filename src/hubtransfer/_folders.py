@@ -43,7 +43,7 @@ from typing import Any, Final
 
 from ._cache import cache_dir, replace_directory
 from ._exceptions import InvalidParameterError
-from ._files import open_regular
+from ._files import is_write_fault, open_regular
 from ._seams import pause_point
 
 __all__ = [
@@ -384,7 +384,13 @@ def write_folder(
             (work / PARTIAL_MARKER).write_text(f"{os.getpid()}\n", encoding="utf8")
             content = work / "folder"
             content.mkdir()
-            write(content)
+            try:
+                write(content)
+            except OSError as error:
+                if not is_write_fault(error) or isinstance(error, InvalidParameterError):
+                    raise
+                # Named by the folder the user gave, not the hidden one it was written in.
+                raise type(error)(error.errno, error.strerror, os.fspath(path)) from error
             pause_point("folder:written")
             check_target(
                 path,
