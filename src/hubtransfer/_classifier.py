@@ -30,7 +30,14 @@ from ._calibration import (
     with_unknown,
 )
 from ._catalog import DEFAULT_BACKBONE
-from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
+from ._data import (
+    DataSplit,
+    ImageCollection,
+    from_paths,
+    linked_class_folders,
+    scan_image_folder,
+    stratified_split,
+)
 from ._doctor import (
     BadImage,
     apply_bad_images,
@@ -748,6 +755,15 @@ class TransferClassifier:
     ]:
         if isinstance(data, (str, os.PathLike)) and y is None:
             data = scan_image_folder(data, classes=classes)
+            linked = linked_class_folders(data)
+            if linked:
+                shown = "; ".join(f"{a!r} and {b!r}" for a, b in linked[:5])
+                raise DatasetError(
+                    f"In {str(data.root)!r} the class folders {shown} share their files on "
+                    "disk (one is a symbolic link to the other, or into it): those images "
+                    "would be labelled twice, on both sides of the validation split. Remove "
+                    "the link, or copy the right images."
+                )
             skipped = len(data.skipped)
             self._log(
                 f"Found {len(data)} images in {len(data.classes)} classes in {str(data.root)!r}"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,3 +87,39 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
     }
+
+
+@contextlib.contextmanager
+def paused_at(
+    step: str, script: str, *arguments: str, signal_file: Path, timeout: float = 240
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Runs a Python ``script`` in a real process until the library reaches ``step``.
+
+    The process is stopped there by the library's testing seam
+    (``HUBTRANSFER_PAUSE_AT``, see ``hubtransfer._seams``) and is killed with
+    SIGKILL when the block ends.
+    """
+    environment = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "HUBTRANSFER_PAUSE_AT": step,
+        "HUBTRANSFER_PAUSE_SIGNAL": str(signal_file),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *arguments],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not signal_file.exists():
+            if process.poll() is not None:
+                pytest.fail(f"the process ended ({process.returncode}) before {step}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the process did not reach {step} in {timeout} s")
+            time.sleep(0.05)
+        yield process
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)

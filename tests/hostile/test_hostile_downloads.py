@@ -12,12 +12,8 @@ from __future__ import annotations
 import contextlib
 import http.server
 import io
-import os
-import signal
-import subprocess
 import sys
 import tarfile
-import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from _hostile import paused_at
 
 import hubtransfer
 from hubtransfer import HandleUnreachableError, UnsafeArchiveError
@@ -218,28 +215,12 @@ def test_a_download_killed_half_way_leaves_nothing_and_the_next_succeeds(
     from hubtransfer.testing import make_tar_gz, serve_directory
 
     archive = make_tar_gz(tiny_models["fv"], tmp_path / "site" / "tiny.tar.gz")
-    signal_file = tmp_path / "reached"
     with serve_directory(archive.parent) as url:
         handle = f"{url}/tiny.tar.gz"
         script = "import sys\nfrom hubtransfer._handles import HttpArchiveResolver\n"
         script += "HttpArchiveResolver()(sys.argv[1])\n"
-        process = subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(script), handle],
-            env={
-                **os.environ,
-                "HUBTRANSFER_PAUSE_AT": "download:started",
-                "HUBTRANSFER_PAUSE_SIGNAL": str(signal_file),
-            },
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while not signal_file.exists():
-                assert process.poll() is None, "the download ended before its pause"
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        finally:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
+        with paused_at("download:started", script, handle, signal_file=tmp_path / "reached"):
+            pass  # killed with the first bytes on disk
         entry = hubtransfer.cache_entry_for(handle)
         assert not entry.exists()
         assert any(p.name.endswith(".tmp") for p in entry.parent.iterdir())  # the killed one's

@@ -55,14 +55,19 @@ def _under(setup: str, after: str = "") -> list[str]:
     return [*namespace, "sh", "-c", script, "sh"]
 
 
+def _read_only_cache(tmp_path: Path) -> tuple[Path, str]:
+    """An empty cache folder, and the setup that makes it read-only in the namespace."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    return cache, f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache}"
+
+
 @needs_mounts
 def test_a_read_only_cache_trains_without_caching_and_says_so(
     tiny_models: dict[str, Path], data: Path, tmp_path: Path
 ) -> None:
-    cache = tmp_path / "cache"
-    cache.mkdir()
+    cache, read_only = _read_only_cache(tmp_path)
     out = tmp_path / "model"
-    read_only = f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache}"
     finished = run_cli(
         tiny_models,
         ["train", str(data), "--out", str(out), "--backbone", TINY, "--epochs", "4", "--quiet"],
@@ -81,9 +86,7 @@ def test_a_read_only_cache_trains_without_caching_and_says_so(
 def test_a_read_only_cache_that_must_hold_a_backbone_is_one_line(
     tiny_models: dict[str, Path], data: Path, tmp_path: Path
 ) -> None:
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    read_only = f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache}"
+    cache, read_only = _read_only_cache(tmp_path)
     finished = run_cli(
         tiny_models,
         ["classify", str(data / "red" / "0.png")],  # the embedded classifier: built in the cache

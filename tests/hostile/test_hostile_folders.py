@@ -8,17 +8,12 @@ real process with SIGKILL at the two commit points of a save.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _hostile import FAST, assert_one_error_line, run_cli, snapshot
+from _hostile import FAST, assert_one_error_line, paused_at, run_cli, snapshot
 
 import hubtransfer
 from hubtransfer import InvalidParameterError, TransferClassifier
@@ -156,7 +151,7 @@ SAVE_TWO = """
     import hubtransfer
     from hubtransfer.testing import tiny_spec
 
-    model_path, data, target, ready = sys.argv[1:]
+    model_path, data, target = sys.argv[1:]
     spec = tiny_spec(model_path, name="kill_tiny_fv")
     first, second = (
         hubtransfer.TransferClassifier(spec, epochs=2, verbose=0, seed=seed).fit(data)
@@ -170,44 +165,6 @@ SAVE_TWO = """
 """
 
 
-def _save_and_kill(
-    tiny_models: dict[str, Path], data: Path, target: Path, step: str, tmp_path: Path
-) -> None:
-    signal_file = tmp_path / f"reached-{step.replace(':', '-')}"
-    environment = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "HUBTRANSFER_PAUSE_AT": step,
-        "HUBTRANSFER_PAUSE_SIGNAL": str(signal_file),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(SAVE_TWO),
-            str(tiny_models["fv"]),
-            str(data),
-            str(target),
-            str(signal_file),
-        ],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 240
-    try:
-        while not signal_file.exists():
-            if process.poll() is not None:
-                pytest.fail(f"the saving process ended ({process.returncode}) before {step}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the saving process did not reach {step} in 240 s")
-            time.sleep(0.05)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
-
-
 @pytest.mark.parametrize(("step", "expected_seed"), [("folder:written", 1), ("folder:replaced", 2)])
 def test_a_killed_save_leaves_a_model_and_its_own_split(
     tiny_models: dict[str, Path], data: Path, tmp_path: Path, step: str, expected_seed: int
@@ -216,7 +173,9 @@ def test_a_killed_save_leaves_a_model_and_its_own_split(
     splits = [hubtransfer.stratified_split(collection, validation=0.2, seed=s) for s in (1, 2)]
     assert splits[0].validation.paths != splits[1].validation.paths  # the test can tell them apart
     target = tmp_path / "models" / "m"
-    _save_and_kill(tiny_models, data, target, step, tmp_path)
+    arguments = (str(tiny_models["fv"]), str(data), str(target))
+    with paused_at(step, SAVE_TWO, *arguments, signal_file=tmp_path / "reached"):
+        pass  # killed at the step
     loaded = TransferClassifier.load(target)
     assert loaded.seed == expected_seed
     assert loaded.split_ is not None
@@ -239,13 +198,6 @@ def test_a_live_writers_work_folder_is_not_removed(
     from hubtransfer._folders import MODEL_FOLDER, clean_stale_partials
 
     target = tmp_path / "live" / "m"
-    signal_file = tmp_path / "reached"
-    environment = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "HUBTRANSFER_PAUSE_AT": "folder:written",
-        "HUBTRANSFER_PAUSE_SIGNAL": str(signal_file),
-    }
     script = """
         import sys
         import hubtransfer
@@ -253,31 +205,11 @@ def test_a_live_writers_work_folder_is_not_removed(
         spec = tiny_spec(sys.argv[1], name="live_tiny_fv")
         hubtransfer.TransferClassifier(spec, epochs=1, verbose=0).fit(sys.argv[2]).save(sys.argv[3])
     """
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(script),
-            str(tiny_models["fv"]),
-            str(data),
-            str(target),
-        ],
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not signal_file.exists():
-            assert process.poll() is None, "the writer ended early"
-            assert time.monotonic() < deadline, "the writer did not reach its pause"
-            time.sleep(0.05)
+    arguments = (str(tiny_models["fv"]), str(data), str(target))
+    with paused_at("folder:written", script, *arguments, signal_file=tmp_path / "reached"):
         work = [p for p in target.parent.iterdir() if p.name.startswith(".m.")]
         assert len(work) == 1
         assert clean_stale_partials(target, MODEL_FOLDER) == []  # its writer holds the lock
         assert work[0].is_dir()
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
     assert clean_stale_partials(target, MODEL_FOLDER) == work  # now provably stale
     assert list(target.parent.iterdir()) == []
