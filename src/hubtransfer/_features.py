@@ -14,10 +14,11 @@ flight, and completed shards are never recomputed.
 A cache is verified before it is trusted: each shard carries the SHA-256 of
 its two arrays (``checksums.json``), checked when the shard is first read in
 a process (and again whenever its files change). A shard whose bytes changed
-on disk, or that has no checksums (written before they existed), is
-reported, removed and its images are extracted again: it is never served.
-A shard of another feature width (another spec of the same weights) is left
-alone.
+on disk is reported, removed and its images are extracted again: it is
+never served. A shard written before shards carried checksums is still
+read, checked for what can be checked without them (its shape, its type,
+finite values); one that fails is removed and recomputed. A shard of another
+feature width (another spec of the same weights) is left alone.
 
 Extraction runs on the fastest exact runtime (:mod:`hubtransfer._runtime`):
 TensorFlow Lite with XNNPACK when the backbone converts and its features
@@ -53,7 +54,7 @@ import numpy.typing as npt
 from ._cache import UnchangedFileMemo, cache_dir, file_sha256
 from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
-from ._files import is_write_fault, max_file_bytes, read_regular
+from ._files import is_write_fault, max_file_bytes, open_regular, read_regular
 from ._runtime import RUNTIME_CHOICES, FeatureRuntime, RuntimeChoice, select_runtime
 from ._seams import pause_point
 from ._spec import PreprocessingContract
@@ -168,43 +169,38 @@ class FeatureStore:
     def _refresh(self) -> None:
         if not self.directory.is_dir():
             return
-        unverifiable: list[Path] = []
         for shard in sorted(self.directory.glob("shard-*")):
             if shard.name in self._seen_shards:
                 continue
             try:
                 sums = _read_checksums(shard)
-                if sums is None:
-                    unverifiable.append(shard)
-                    continue
-                if sums["feature_dim"] != self.feature_dim:
-                    # Another spec of the same weights and contract: its shard, not ours to judge.
-                    self._seen_shards.add(shard.name)
-                    continue
                 data = read_regular(shard / _DIGESTS, limit=_MAX_DIGEST_BYTES)
-                if self.verify and hashlib.sha256(data).hexdigest() != sums["digests"]:
-                    raise ValueError(f"{_DIGESTS} does not match its checksum")
                 digests = np.load(io.BytesIO(data), allow_pickle=False)
-                if digests.shape != (sums["rows"],) or digests.dtype.kind != "U":
+                if digests.ndim != 1 or digests.dtype.kind != "U":
                     raise ValueError(f"{_DIGESTS} holds {digests.shape} {digests.dtype}")
+                if sums is None:
+                    # Written before shards carried checksums: its width is in its header.
+                    rows, width = _npy_shape(shard / _FEATURES)
+                    if rows != len(digests):
+                        raise ValueError(f"{_FEATURES} has {rows} rows for {len(digests)} digests")
+                else:
+                    width = sums["feature_dim"]
+                    if self.verify and hashlib.sha256(data).hexdigest() != sums["digests"]:
+                        raise ValueError(f"{_DIGESTS} does not match its checksum")
+                    if len(digests) != sums["rows"]:
+                        raise ValueError(
+                            f"{_DIGESTS} holds {len(digests)} rows, not {sums['rows']}"
+                        )
             except (OSError, ValueError, EOFError, KeyError, TypeError) as error:
                 # numpy raises EOFError for an empty .npy file, ValueError for a short one.
                 self._discard(shard, f"it cannot be read ({error})")
                 continue
             self._seen_shards.add(shard.name)
+            if width != self.feature_dim:
+                # Another spec of the same weights and contract: its shard, not ours to judge.
+                continue
             for row, digest in enumerate(digests.tolist()):
                 self._index[str(digest)] = (shard, row)
-        if unverifiable:
-            warnings.warn(
-                f"{len(unverifiable)} shard(s) of the feature cache {str(self.directory)!r} "
-                f"carry no checksums (written by an earlier hubtransfer, or damaged: e.g. "
-                f"{unverifiable[0].name!r}); they are removed and their images are extracted "
-                "again.",
-                stacklevel=4,
-            )
-            for shard in unverifiable:
-                shutil.rmtree(shard, ignore_errors=True)
-                self._seen_shards.discard(shard.name)
 
     def _discard(self, shard: Path, why: str) -> None:
         warnings.warn(
@@ -226,24 +222,30 @@ class FeatureStore:
         return tuple(identity)
 
     def _read_verified(self, shard: Path) -> npt.NDArray[np.float32] | None:
-        """The shard's features, read and checked against its checksum; None if they fail."""
+        """The shard's features, read and checked; None (and the shard removed) if they fail.
+
+        A shard with checksums must match them. One written before shards
+        carried checksums can only be checked for what it claims: its shape,
+        its type and finite values.
+        """
         try:
             sums = _read_checksums(shard)
-            if sums is None:
-                raise ValueError("its checksums are gone")
             identity = self._identity(shard)
             digests = read_regular(shard / _DIGESTS, limit=_MAX_DIGEST_BYTES)
-            if hashlib.sha256(digests).hexdigest() != sums["digests"]:
+            rows = len(np.load(io.BytesIO(digests), allow_pickle=False))
+            if sums is not None and hashlib.sha256(digests).hexdigest() != sums["digests"]:
                 raise ValueError(f"{_DIGESTS} does not match its checksum")
-            expected = sums["rows"] * self.feature_dim * 4
+            expected = rows * self.feature_dim * 4
             if identity[2] > expected + _NPY_HEADER_ROOM:
                 raise ValueError(f"{_FEATURES} is {identity[2]} bytes, more than its rows need")
             data = read_regular(shard / _FEATURES, limit=expected + _NPY_HEADER_ROOM)
-            if hashlib.sha256(data).hexdigest() != sums["features"]:
+            if sums is not None and hashlib.sha256(data).hexdigest() != sums["features"]:
                 raise ValueError(f"{_FEATURES} does not match its checksum")
             features: npt.NDArray[np.float32] = np.load(io.BytesIO(data), allow_pickle=False)
-            if features.shape != (sums["rows"], self.feature_dim) or features.dtype != np.float32:
+            if features.shape != (rows, self.feature_dim) or features.dtype != np.float32:
                 raise ValueError(f"{_FEATURES} holds {features.shape} {features.dtype}")
+            if sums is None and not np.isfinite(features).all():
+                raise ValueError(f"{_FEATURES} holds values that are not finite")
         except (OSError, ValueError, EOFError, KeyError, TypeError) as error:
             self._discard(shard, f"its features fail their check ({error})")
             return None
@@ -410,6 +412,20 @@ def _npy_bytes(array: npt.NDArray[Any]) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def _npy_shape(file: Path) -> tuple[int, int]:
+    """The (rows, width) a ``.npy`` file's header declares (a 2-D float32 array), unread."""
+    with open_regular(file, limit=None) as stream:
+        version = np.lib.format.read_magic(stream)
+        shape, _, dtype = (
+            np.lib.format.read_array_header_1_0(stream)
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0(stream)
+        )
+    if len(shape) != 2 or dtype != np.float32:
+        raise ValueError(f"{_FEATURES} holds {shape} {dtype}, not float32 rows")
+    return int(shape[0]), int(shape[1])
 
 
 def _read_checksums(shard: Path) -> dict[str, Any] | None:
