@@ -55,7 +55,7 @@ from ._exceptions import (
 from ._export import ExportFormat, Quantization, export_model, temperature_scaled_head
 from ._features import FeatureStore, extract_features, extract_into_store
 from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
-from ._folders import MODEL_FOLDER, Protected, write_folder
+from ._folders import MODEL_FOLDER, Protected, WriteRule, write_folder
 from ._handles import extract_archive_safely, resolve_handle
 from ._head import HeadTrainer, release_mapped_pages
 from ._labels import LabelMap
@@ -1194,9 +1194,8 @@ class TransferClassifier:
         """
         self._check_fitted()
         check_bool(force, "force", "TransferClassifier.save")
-        return write_folder(
-            path, self._write, kind=MODEL_FOLDER, protected=self._protected(), force=force
-        )
+        rule = WriteRule(kind=MODEL_FOLDER, protected=self._protected(), force=force)
+        return write_folder(path, self._write, rule)
 
     def _protected(self) -> list[Protected]:
         """What a save must never replace: the training data, the backbone it reads."""

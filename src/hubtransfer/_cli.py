@@ -96,23 +96,15 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ._folders import MODEL_FOLDER, Protected, check_target
+    from ._folders import MODEL_FOLDER, Protected, WriteRule, check_target
 
     # Before training, not an hour into it.
-    check_target(
-        args.out,
-        kind=MODEL_FOLDER,
-        protected=[
-            Protected(path=Path(folder), what=what, inside=True)
-            for folder, what in (
-                (args.data_dir, "the training data"),
-                (args.evaluate, "the test data"),
-            )
-            if folder is not None
-        ],
-        force=args.force,
-        force_hint="pass --force",
+    data = ((args.data_dir, "the training data"), (args.evaluate, "the test data"))
+    protected = [Protected(path=Path(f), what=what, inside=True) for f, what in data if f]
+    rule = WriteRule(
+        kind=MODEL_FOLDER, protected=protected, force=args.force, force_hint="pass --force"
     )
+    check_target(args.out, rule)
     from ._classifier import TransferClassifier
 
     if args.plot or args.curves:

@@ -42,7 +42,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 from ._data import DataSplit, ImageCollection, SkippedFile, scan_image_folder, stratified_split
 from ._exceptions import DatasetError, ImageDecodeError, InvalidParameterError
 from ._files import SpecialFileError, read_regular
-from ._folders import CLEAN_COPY, Protected, check_target, write_folder
+from ._folders import CLEAN_COPY, Protected, WriteRule, check_target, write_folder
 from ._lazy import tensorflow as tf
 from ._preprocessing import (
     _HEADER_BYTES,
@@ -1010,8 +1010,12 @@ def fix_into(
     workers = _workers_argument(workers, owner)
     report = source if isinstance(source, DatasetReport) else check_dataset(source)
     out = Path(out_dir)
-    protected = [Protected(path=report.root, what="the data folder", inside=True)]
-    check_target(out, kind=CLEAN_COPY, protected=protected, action="write the cleaned copy to")
+    rule = WriteRule(
+        kind=CLEAN_COPY,
+        protected=[Protected(path=report.root, what="the data folder", inside=True)],
+        action="write the cleaned copy to",
+    )
+    check_target(out, rule)
     plans = _plan(report, drop_too_small=drop_too_small)
     if not any(plan.target for plan in plans):
         raise DatasetError(
@@ -1025,9 +1029,7 @@ def fix_into(
         lambda staging: _parallel_map(
             lambda plan: _carry_out(plan, staging, decoder, jpeg_quality), plans, workers
         ),
-        kind=CLEAN_COPY,
-        protected=protected,
-        action="write the cleaned copy to",
+        rule,
     )
     return FixResult(
         source=report.root,

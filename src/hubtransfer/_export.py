@@ -63,7 +63,7 @@ from ._exceptions import (
     InvalidParameterError,
     NotFittedError,
 )
-from ._folders import EXPORT_FOLDER, Protected, check_target, write_folder
+from ._folders import EXPORT_FOLDER, Protected, WriteRule, check_target, write_folder
 from ._handles import redact_url
 from ._preprocessing import Preprocessor
 from ._spec import PreprocessingContract
@@ -174,15 +174,16 @@ def _target(path: str | os.PathLike[str], model: TransferClassifier) -> Path:
         raise InvalidParameterError(
             f"The 'path' parameter of export_model must be a folder path. Got {path!r} instead."
         )
-    check_target(path, kind=EXPORT_FOLDER, protected=_protected(model), action="export to")
+    check_target(path, _rule(model))
     return Path(path)
 
 
-def _protected(model: TransferClassifier) -> list[Protected]:
+def _rule(model: TransferClassifier) -> WriteRule:
     backbone = model.__dict__.get("backbone_")
-    if backbone is None:
-        return []
-    return [Protected(path=backbone.path, what="the model's backbone", inside=True)]
+    protected = []
+    if backbone is not None:
+        protected.append(Protected(path=backbone.path, what="the model's backbone", inside=True))
+    return WriteRule(kind=EXPORT_FOLDER, protected=protected, action="export to")
 
 
 # --- The model to export ----------------------------------------------------------------------
@@ -598,7 +599,7 @@ def export_model(
             handle.flush()
             os.fsync(handle.fileno())
 
-    write_folder(target, write, kind=EXPORT_FOLDER, protected=_protected(model), action="export to")
+    write_folder(target, write, _rule(model))
     return target
 
 

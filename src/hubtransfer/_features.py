@@ -54,7 +54,7 @@ import numpy.typing as npt
 from ._cache import UnchangedFileMemo, cache_dir, file_sha256
 from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
-from ._files import is_write_fault, max_file_bytes, open_regular, read_regular
+from ._files import is_write_fault, max_file_bytes, open_regular, read_npy_header, read_regular
 from ._runtime import RUNTIME_CHOICES, FeatureRuntime, RuntimeChoice, select_runtime
 from ._seams import pause_point
 from ._spec import PreprocessingContract
@@ -417,12 +417,7 @@ def _npy_bytes(array: npt.NDArray[Any]) -> bytes:
 def _npy_shape(file: Path) -> tuple[int, int]:
     """The (rows, width) a ``.npy`` file's header declares (a 2-D float32 array), unread."""
     with open_regular(file, limit=None) as stream:
-        version = np.lib.format.read_magic(stream)
-        shape, _, dtype = (
-            np.lib.format.read_array_header_1_0(stream)
-            if version == (1, 0)
-            else np.lib.format.read_array_header_2_0(stream)
-        )
+        shape, dtype = read_npy_header(stream)
     if len(shape) != 2 or dtype != np.float32:
         raise ValueError(f"{_FEATURES} holds {shape} {dtype}, not float32 rows")
     return int(shape[0]), int(shape[1])

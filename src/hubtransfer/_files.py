@@ -25,7 +25,7 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterator
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from ._exceptions import InvalidParameterError
 
@@ -207,6 +207,23 @@ def sha256_regular(path: str | os.PathLike[str], *, limit: int | None = None) ->
         for chunk in _chunks(stream, limit, os.fspath(path)):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def read_npy_header(stream: BinaryIO) -> tuple[tuple[int, ...], Any]:
+    """The shape and dtype a ``.npy`` stream's header declares, reading nothing after it.
+
+    Raises:
+        ValueError: If the stream does not start with a ``.npy`` header.
+    """
+    import numpy as np
+
+    version = np.lib.format.read_magic(stream)
+    shape, _, dtype = (
+        np.lib.format.read_array_header_1_0(stream)
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0(stream)
+    )
+    return tuple(int(n) for n in shape), dtype
 
 
 def is_write_fault(error: BaseException) -> bool:

@@ -52,6 +52,7 @@ __all__ = [
     "MODEL_FOLDER",
     "FolderKind",
     "Protected",
+    "WriteRule",
     "check_target",
     "clean_stale_partials",
     "is_owned",
@@ -192,30 +193,35 @@ def _holds(folder: Path, path: Path) -> bool:
     return folder == path or folder in path.parents
 
 
-def check_target(
-    path: str | os.PathLike[str],
-    *,
-    kind: FolderKind,
-    protected: Sequence[Protected] = (),
-    force: bool = False,
-    action: str = "save the model to",
-    force_hint: str = "pass force=True",
-) -> Path:
-    """Checks that a folder of ``kind`` may be written at ``path``; returns it, absolute.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteRule:
+    """What a write may replace, and how its messages word things.
 
-    Args:
-        path: Where the folder is to be written.
+    Attributes:
         kind: What is written.
         protected: Paths the write must leave alone, besides the ones always
             protected (root, current and home folders, the cache).
         force: Replace a folder that is not provably ours (never a protected one).
         action: The verb phrase for messages ("save the model to").
         force_hint: How the caller forces ("pass force=True", "pass --force").
+    """
+
+    kind: FolderKind
+    protected: Sequence[Protected] = ()
+    force: bool = False
+    action: str = "save the model to"
+    force_hint: str = "pass force=True"
+
+
+def check_target(path: str | os.PathLike[str], rule: WriteRule) -> Path:
+    """Checks that ``rule`` lets a folder be written at ``path``; returns the path, absolute.
 
     Raises:
         InvalidParameterError: If the path may not be written, saying why and
             what to do.
     """
+    kind, protected, force = rule.kind, rule.protected, rule.force
+    action, force_hint = rule.action, rule.force_hint
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidParameterError(f"Cannot {action} {path!r}: it is not a folder path.")
     target = _absolute(path)
@@ -349,16 +355,9 @@ def clean_stale_partials(target: Path, kind: FolderKind) -> list[Path]:
 
 
 def write_folder(
-    path: str | os.PathLike[str],
-    write: Callable[[Path], Any],
-    *,
-    kind: FolderKind,
-    protected: Sequence[Protected] = (),
-    force: bool = False,
-    action: str = "save the model to",
-    force_hint: str = "pass force=True",
+    path: str | os.PathLike[str], write: Callable[[Path], Any], rule: WriteRule
 ) -> Path:
-    """Writes a folder of ``kind`` at ``path`` atomically, under the replacement rule.
+    """Writes a folder at ``path`` atomically, if ``rule`` lets it replace what is there.
 
     ``write`` fills the empty temporary folder it is given. The target is
     checked (:func:`check_target`) before the write and again just before the
@@ -370,11 +369,9 @@ def write_folder(
     Raises:
         InvalidParameterError: If the target may not be written.
     """
-    target = check_target(
-        path, kind=kind, protected=protected, force=force, action=action, force_hint=force_hint
-    )
+    target = check_target(path, rule)
     target.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_partials(target, kind)
+    clean_stale_partials(target, rule.kind)
     # The work folder holds the writer's marker and, beside it, the folder being written:
     # whatever moment the process dies at, what is left beside the target is marked as ours.
     work = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
@@ -392,14 +389,7 @@ def write_folder(
                 # Named by the folder the user gave, not the hidden one it was written in.
                 raise type(error)(error.errno, error.strerror, os.fspath(path)) from error
             pause_point("folder:written")
-            check_target(
-                path,
-                kind=kind,
-                protected=protected,
-                force=force,
-                action=action,
-                force_hint=force_hint,
-            )
+            check_target(path, rule)
             replace_directory(content, target, on_swapped=lambda _: pause_point("folder:replaced"))
     finally:
         shutil.rmtree(work, ignore_errors=True)

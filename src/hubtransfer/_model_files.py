@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._exceptions import ModelFormatError
-from ._files import read_regular
+from ._files import read_npy_header, read_regular
 
 __all__ = ["MAX_DEPTH", "MAX_DESCRIPTION_BYTES", "read_description", "read_head_weights"]
 
@@ -244,16 +244,10 @@ def read_head_weights(file: Path, *, feature_dim: int, n_classes: int) -> list[n
             declared = 0
             for member in members:
                 with archive.open(member) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    header = (
-                        np.lib.format.read_array_header_1_0(stream)
-                        if version == (1, 0)
-                        else np.lib.format.read_array_header_2_0(stream)
-                    )
-                shape, _, dtype = header
+                    shape, dtype = read_npy_header(stream)  # type: ignore[arg-type]
                 if dtype.kind != "f" or dtype.hasobject:
                     raise bad(f"{member.filename} holds {dtype} values, not floats")
-                shapes[member.filename] = tuple(int(n) for n in shape)
+                shapes[member.filename] = shape
                 declared += int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
             if declared > size:
                 raise bad(
