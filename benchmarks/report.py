@@ -1029,8 +1029,9 @@ def render(
     return "\n".join(parts)
 
 
-FRAGMENTS: Final = ("finetune.md", "scaling.md", "gpu.md")
-"""Sections written by ``finetune.py``, ``scaling.py`` and ``gpu_check.py``, in page order."""
+FRAGMENTS: Final = ("finetune.md", "scaling.md", "verification.md", "gpu.md")
+"""Sections written by ``finetune.py``, ``scaling.py``, ``verification.py`` and ``gpu_check.py``,
+in page order."""
 
 
 def fragments(results: Path = Path(__file__).parent / "results") -> list[Path]:

@@ -61,7 +61,9 @@ def trained(tiny_name: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
 def test_train_saves_a_loadable_model_and_its_split(trained: tuple[Path, Path, str]) -> None:
     model_dir, _, _ = trained
     assert (model_dir / "hubtransfer.json").is_file()
-    split = hubtransfer.DataSplit.load(model_dir.parent / "model.split.json")
+    # Inside the model folder: the split and the model it trained are one atomic write.
+    split = hubtransfer.DataSplit.load(model_dir / "split.json")
+    assert not (model_dir.parent / "model.split.json").exists()
     assert split.classes == ("blue", "green", "red")
     assert len(split.validation) == 6
     model = hubtransfer.TransferClassifier.load(model_dir)

@@ -510,7 +510,7 @@ def test_fix_into_refuses_unsafe_targets(
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
-    with pytest.raises(InvalidParameterError, match="exists and is not an empty folder"):
+    with pytest.raises(InvalidParameterError, match="only written to a new or empty folder"):
         fix_into(battery_report, full)
     with pytest.raises(InvalidParameterError, match="lies inside the data folder"):
         fix_into(battery_report, battery / "clean")

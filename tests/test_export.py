@@ -379,7 +379,7 @@ def test_only_an_earlier_export_is_replaced(fitted: TransferClassifier, tmp_path
         export_model(fitted, tmp_path / "file")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(InvalidParameterError, match="not empty and holds no"):
+    with pytest.raises(InvalidParameterError, match="it is not a hubtransfer export"):
         export_model(fitted, tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
     target = export_model(fitted, tmp_path / "export", format="tflite")

@@ -151,7 +151,7 @@ def test_a_corrupt_shard_is_warned_about_and_removed(tmp_path: Path, keep_bytes:
     features_file = broken / "features.npy"
     features_file.write_bytes(features_file.read_bytes()[:keep_bytes])
     reopened = FeatureStore(tmp_path, feature_dim=2)
-    with pytest.warns(UserWarning, match=re.escape(f"shard {str(broken)!r} is unreadable")):
+    with pytest.warns(UserWarning, match=re.escape(f"shard {str(broken)!r} is damaged")):
         assert reopened.missing([_digest(1), _digest(2), _digest(3)]) == [0, 1]
     assert not broken.exists()
     assert len(reopened) == 1
@@ -312,7 +312,7 @@ def test_a_corrupt_shard_is_extracted_again(
     broken = _shards(store.directory)[0]
     (broken / "features.npy").write_bytes((broken / "features.npy").read_bytes()[:-16])
     counted.images = 0
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="is damaged"):
         features = extract_features(
             counted.backbone,
             preprocessor,

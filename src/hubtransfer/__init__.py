@@ -56,6 +56,7 @@ from ._evaluation import EvaluationReport as EvaluationReport
 from ._evaluation import evaluation_report as evaluation_report
 from ._exceptions import BackbonePluginError as BackbonePluginError
 from ._exceptions import BrokenCacheEntryError as BrokenCacheEntryError
+from ._exceptions import ConcurrentFitError as ConcurrentFitError
 from ._exceptions import DatasetError as DatasetError
 from ._exceptions import DuplicateBackboneError as DuplicateBackboneError
 from ._exceptions import EmbeddedBackboneError as EmbeddedBackboneError
@@ -80,8 +81,10 @@ from ._features import file_digest as file_digest
 from ._finetune import Augmentation as Augmentation
 from ._finetune import FineTuneResult as FineTuneResult
 from ._finetune import trainable_groups as trainable_groups
+from ._handles import DownloadLimits as DownloadLimits
 from ._handles import HandleResolver as HandleResolver
 from ._handles import cache_entry_for as cache_entry_for
+from ._handles import download_limits as download_limits
 from ._handles import redact_url as redact_url
 from ._handles import register_resolver as register_resolver
 from ._handles import resolve_handle as resolve_handle
@@ -138,10 +141,12 @@ __all__ = [
     "ClassMetrics",
     "ClassSummary",
     "Classification",
+    "ConcurrentFitError",
     "DataSplit",
     "DatasetError",
     "DatasetReport",
     "DatasetWarning",
+    "DownloadLimits",
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
     "EvaluationReport",
@@ -197,6 +202,7 @@ __all__ = [
     "classify",
     "confidence_threshold",
     "default_registry",
+    "download_limits",
     "evaluation_report",
     "expected_calibration_error",
     "export_model",

@@ -9,8 +9,9 @@ simply uses the winner's entry.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib.util
 import os
+import re
 import shutil
 import sys
 import threading
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Final, Generic, TypeVar
 
 from ._exceptions import BrokenCacheEntryError
+from ._files import sha256_regular
 
 __all__ = [
     "build_atomically",
@@ -36,13 +38,14 @@ TFHUB_CACHE_ENV: Final = "TFHUB_CACHE_DIR"
 _T = TypeVar("_T")
 
 
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The SHA-256 of a file's bytes, as hex, read a megabyte at a time."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def file_sha256(path: str | os.PathLike[str], *, limit: int | None = None) -> str:
+    """The SHA-256 of a regular file's bytes, as hex, read a megabyte at a time.
+
+    Raises:
+        SpecialFileError: If ``path`` is a FIFO, device or socket (after
+            following links), or larger than ``limit`` bytes.
+    """
+    return sha256_regular(path, limit=limit)
 
 
 class UnchangedFileMemo(Generic[_T]):
@@ -188,20 +191,33 @@ def _exchange(first: Path, second: Path) -> bool:
     return bool(result == 0)
 
 
-def replace_directory(source: Path, target: Path) -> None:
+def replace_directory(
+    source: Path, target: Path, *, on_swapped: Callable[[Path | None], None] | None = None
+) -> None:
     """Moves the folder ``source`` to ``target``, replacing an existing folder there.
 
     Where the system can swap two paths atomically (Linux), a reader sees the
     old folder or the new one at every instant. Elsewhere the old folder is
     moved aside first and put back if the move fails, leaving a window of
     microseconds with no folder at ``target``, never a partial one.
+
+    Args:
+        source: The complete new folder.
+        target: Where it goes.
+        on_swapped: Called once the new folder is in place, with the path that
+            now holds the old folder (``None`` if there was none), before that
+            is removed.
     """
     if not target.exists() and not target.is_symlink():
         os.replace(source, target)
+        if on_swapped is not None:
+            on_swapped(None)
         return
     if not target.is_dir():
         raise FileExistsError(f"{str(target)!r} exists and is not a folder")
     if _exchange(source, target):
+        if on_swapped is not None:
+            on_swapped(source)
         _remove_tree(source)
         return
     backup = target.parent / f".{target.name}.{uuid.uuid4().hex}.old"
@@ -211,11 +227,21 @@ def replace_directory(source: Path, target: Path) -> None:
     except OSError:
         os.replace(backup, target)
         raise
+    if on_swapped is not None:
+        on_swapped(backup)
     _remove_tree(backup)
 
 
 def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _remove_leftovers(target: Path) -> None:
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{32}}\.(?:tmp|stale)")
+    with contextlib.suppress(OSError):
+        for path in target.parent.iterdir():
+            if pattern.fullmatch(path.name) and path.is_dir() and not path.is_symlink():
+                _remove_tree(path)
 
 
 def build_atomically(
@@ -244,6 +270,10 @@ def build_atomically(
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with _file_lock(target.parent / f".{target.name}.lock"):
+        # Under the builders' lock no other build of this entry runs: what earlier builds
+        # left (killed mid-way) is stale. (Without flock, as on Windows, nothing is proven.)
+        if importlib.util.find_spec("fcntl") is not None:
+            _remove_leftovers(target)
         if is_complete(target):
             return target
         temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import shutil
 import sys
+import tarfile
+import tempfile
+import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -16,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._backbone import Backbone, load_backbone, resolve_spec
-from ._cache import build_atomically, cache_dir, file_sha256, replace_directory
+from ._cache import build_atomically, cache_dir, file_sha256
 from ._calibration import (
     CalibrationReport,
     apply_temperature,
@@ -24,7 +30,14 @@ from ._calibration import (
     with_unknown,
 )
 from ._catalog import DEFAULT_BACKBONE
-from ._data import DataSplit, ImageCollection, from_paths, scan_image_folder, stratified_split
+from ._data import (
+    DataSplit,
+    ImageCollection,
+    from_paths,
+    linked_class_folders,
+    scan_image_folder,
+    stratified_split,
+)
 from ._doctor import (
     BadImage,
     apply_bad_images,
@@ -33,6 +46,7 @@ from ._doctor import (
 )
 from ._evaluation import EvaluationReport, evaluation_report
 from ._exceptions import (
+    ConcurrentFitError,
     DatasetError,
     InvalidParameterError,
     ModelFormatError,
@@ -41,9 +55,11 @@ from ._exceptions import (
 from ._export import ExportFormat, Quantization, export_model, temperature_scaled_head
 from ._features import FeatureStore, extract_features, extract_into_store
 from ._finetune import Augmentation, FineTuneResult, fine_tune, save_backbone
-from ._handles import resolve_handle
+from ._folders import MODEL_FOLDER, Protected, WriteRule, write_folder
+from ._handles import extract_archive_safely, resolve_handle
 from ._head import HeadTrainer, release_mapped_pages
 from ._labels import LabelMap
+from ._model_files import read_description, read_head_weights, validate_description
 from ._precision import (
     CHECK_IMAGES,
     Precision,
@@ -70,6 +86,7 @@ MODEL_FORMAT_VERSION: Final = 1
 _METADATA: Final = "hubtransfer.json"
 _HEAD_WEIGHTS: Final = "head.npz"
 _BACKBONE_DIR: Final = "backbone"
+_SPLIT: Final = "split.json"
 _OWNER: Final = "TransferClassifier"
 
 _FITTED_STATE: Final = (
@@ -92,6 +109,7 @@ _FITTED_STATE: Final = (
     "precision_",
     "precision_check_",
     "_precision_sample",
+    "_label_values",
 )
 
 IN_MEMORY_FEATURE_BYTES = 64 << 20
@@ -133,10 +151,12 @@ def _is_dataset(value: object) -> bool:
 
 
 def _images_in(folder: Path) -> list[Path]:
+    # Every entry with an image's name but a folder: a FIFO or a device named x.png is
+    # refused by name when it is read, not skipped in silence.
     return sorted(
         p
         for p in folder.rglob("*")
-        if p.is_file()
+        if not p.is_dir()
         and p.suffix.lower() in IMAGE_EXTENSIONS
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
@@ -435,7 +455,14 @@ class TransferClassifier:
                 with ``on_bad_image="skip"`` a class whose files are all bad.
             ImageDecodeError: With ``on_bad_image="raise"``, listing every
                 image file that cannot be decoded, before any training.
+            ConcurrentFitError: If another thread is fitting this object.
         """
+        with _fitting_alone(self):
+            return self._fit(data, y, classes=classes, validation_data=validation_data)
+
+    def _fit(
+        self, data: DataInput, y: Any, *, classes: Sequence[str] | None, validation_data: Any
+    ) -> TransferClassifier:
         self._validate()
         previous = self.__dict__.get("backbone_")
         # A refit that fails must not leave the old head beside a new backbone.
@@ -471,7 +498,8 @@ class TransferClassifier:
         trainer = self._head_trainer()
         trainer.fit(train_x, train_y, n_classes=len(class_names), validation_data=validation)
         self.trainer_ = trainer
-        self.classes_ = np.asarray(class_names)
+        values = self.__dict__.get("_label_values")
+        self.classes_ = np.asarray(class_names) if values is None else values
         self.label_map_ = LabelMap(list(class_names))
         self.history_ = trainer.history_
         self.split_ = split
@@ -727,6 +755,15 @@ class TransferClassifier:
     ]:
         if isinstance(data, (str, os.PathLike)) and y is None:
             data = scan_image_folder(data, classes=classes)
+            linked = linked_class_folders(data)
+            if linked:
+                shown = "; ".join(f"{a!r} and {b!r}" for a, b in linked[:5])
+                raise DatasetError(
+                    f"In {str(data.root)!r} the class folders {shown} share their files on "
+                    "disk (one is a symbolic link to the other, or into it): those images "
+                    "would be labelled twice, on both sides of the validation split. Remove "
+                    "the link, or copy the right images."
+                )
             skipped = len(data.skipped)
             self._log(
                 f"Found {len(data)} images in {len(data.classes)} classes in {str(data.root)!r}"
@@ -807,37 +844,90 @@ class TransferClassifier:
                     "Pass labels inside the tf.data.Dataset as (image, label) pairs, not as y."
                 )
             features, labels = self._dataset_features(data)
-            names = tuple(classes) if classes is not None else _default_names(labels)
-            return features, labels, names
+            encoded, values = self._integer_labels(labels, classes)
+            names: Sequence[str]
+            if values is not None:
+                names = values
+            else:
+                names = tuple(classes) if classes is not None else _default_names(labels)
+            return features, np.asarray(encoded, np.int64), tuple(names)
+        if not isinstance(data, (np.ndarray, str, os.PathLike)) and isinstance(data, Iterable):
+            # Lists of arrays, generators, (image, label) pairs: materialised once.
+            items = list(data)
+            if y is None and items and all(isinstance(i, tuple) and len(i) == 2 for i in items):
+                data, y = [image for image, _ in items], [label for _, label in items]
+            else:
+                data = items
+            if data and all(isinstance(i, np.ndarray) for i in data):
+                return self._array_features(data, y, classes=classes)
         if y is None:
             raise InvalidParameterError(
                 f"fit() got {type(data).__name__} data without labels: pass y, or pass a folder "
                 "with one sub-folder per class."
             )
+        if not isinstance(y, (np.ndarray, Sequence)):
+            y = list(y)
         if isinstance(data, np.ndarray):
-            collection = from_paths(
-                [f"<array {i}>" for i in range(len(data))],
-                list(np.asarray(y).tolist()),
-                classes=classes,
-            )
-            if data.ndim not in (3, 4) or len(data) != len(collection):
+            if data.ndim not in (3, 4):
                 raise DatasetError(
                     f"Image arrays must be shaped [n, h, w] or [n, h, w, c] with n = {len(y)} "
                     f"labels; got {data.shape}."
                 )
-            pixels = self.preprocessor_.batch(list(data))
-            self._keep_precision_sample(pixels)
-            with reduced_precision(self.precision_):
-                features = self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
-            return features, np.asarray(collection.labels, np.int64), collection.classes
+            return self._array_features(list(data), y, classes=classes)
         if isinstance(data, (str, os.PathLike)):
             raise InvalidParameterError(
                 "A folder is labelled by its sub-folders; do not pass y with a folder."
             )
-        collection = from_paths(list(data), list(np.asarray(y).tolist()), classes=classes)
+        encoded, values = self._integer_labels(y, classes)
+        collection = from_paths(list(data), encoded, classes=classes if values is None else values)
         collection = self._screened(collection)
         features = self._features_of_files(collection.paths)
         return features, np.asarray(collection.labels, np.int64), collection.classes
+
+    def _array_features(
+        self, images: list[Any], y: Any, *, classes: Sequence[str] | None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64], tuple[str, ...]]:
+        encoded, names = self._integer_labels(y, classes)
+        collection = from_paths(
+            [f"<array {i}>" for i in range(len(images))],
+            encoded,
+            classes=classes if names is None else names,
+        )
+        pixels = self.preprocessor_.batch(images)
+        self._keep_precision_sample(pixels)
+        with reduced_precision(self.precision_):
+            features = self.backbone_.predict(pixels, batch_size=self.extraction_batch_size)
+        return features, np.asarray(collection.labels, np.int64), collection.classes
+
+    def _integer_labels(
+        self, y: Any, classes: Sequence[str] | None
+    ) -> tuple[list[Any], list[str] | None]:
+        """Integer labels are the classes, as in scikit-learn: ``[5, 6]`` is two classes, 5 and 6.
+
+        Returns the labels to give ``from_paths`` (positions among the sorted
+        distinct values) and the class names (the values as strings), or
+        ``y`` unchanged and None for names, or for ints that index ``classes=``.
+        The first fit's values are kept (``_label_values``) so that validation
+        and evaluation labels are read the same way.
+        """
+        values = np.asarray(y if isinstance(y, (np.ndarray, Sequence)) else list(y))
+        known = self.__dict__.get("_label_values")
+        if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "iu":
+            return values.tolist(), None
+        if known is None:
+            if classes is not None:
+                return values.tolist(), None  # indexes into the class names given
+            known = np.unique(values)
+            self._label_values = known
+        positions = np.searchsorted(known, values)
+        clipped = np.minimum(positions, len(known) - 1)
+        unknown = sorted(set(values[known[clipped] != values].tolist()))
+        if unknown:
+            raise DatasetError(
+                f"The labels {unknown[:10]} are not among the model's classes "
+                f"{known.tolist()[:20]}."
+            )
+        return positions.tolist(), [str(v) for v in known.tolist()]
 
     def _dataset_features(
         self, dataset: tf.data.Dataset
@@ -938,8 +1028,13 @@ class TransferClassifier:
         *,
         min_confidence: float | None = None,
         unknown_label: str = "unknown",
-    ) -> npt.NDArray[np.str_]:
-        """The most likely class name per image (see :meth:`predict_proba`).
+    ) -> npt.NDArray[Any]:
+        """The most likely class per image (see :meth:`predict_proba`).
+
+        The answers are elements of ``classes_``: class names, or the integer
+        labels themselves when the model was fitted on integer labels without
+        ``classes=`` (as in scikit-learn, so ``model.predict(X) == y`` compares
+        like with like). With ``min_confidence``, the answers are strings.
 
         Args:
             images: As for :meth:`predict_proba`.
@@ -982,10 +1077,9 @@ class TransferClassifier:
             )
         with reduced_precision(self.precision_):
             features = self._features_for_prediction(data)
+        encoded, _ = self._integer_labels(y, names)
         collection = from_paths(
-            [f"<item {i}>" for i in range(len(features))],
-            list(np.asarray(y).tolist()),
-            classes=names,
+            [f"<item {i}>" for i in range(len(features))], encoded, classes=names
         )
         return features, np.asarray(collection.labels, np.int64)
 
@@ -1065,37 +1159,84 @@ class TransferClassifier:
 
     # Persistence --------------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def save(self, path: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Saves the fitted classifier as one self-describing folder, atomically.
 
         The folder holds the backbone's SavedModel (so it loads offline, even
-        if the handle is unreachable), the head's weights (``.npz``), and
+        if the handle is unreachable), the head's weights (``.npz``), the
+        train/validation split the model was fitted on (``split.json``, when
+        it was fitted on files with a validation split), and
         ``hubtransfer.json``: format version, classes, label map,
         preprocessing contract, backbone spec and content hash, parameters,
         training history and a SHA-256 of every file. No pickle anywhere.
 
         The folder is written beside the target and renamed into place; an
         existing model at ``path`` is replaced only once the new one is
-        complete.
+        complete. Only a folder that holds a saved model and nothing else is
+        replaced: any other non-empty folder is refused, unless ``force``.
+        A folder that holds the training data or the model's own backbone is
+        never replaced.
+
+        Args:
+            path: The folder to write.
+            force: Replace a non-empty folder that is not a saved model.
 
         Returns:
             The folder.
+
+        Raises:
+            InvalidParameterError: If ``path`` may not be written (a file, a
+                folder of other files, a folder holding the training data).
+
+        Example:
+            >>> model.save("models/flowers")  # doctest: +SKIP
+            PosixPath('models/flowers')
         """
         self._check_fitted()
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-        temporary.mkdir()
-        try:
-            self._write(temporary)
-            if target.exists() and not target.is_dir():
-                raise InvalidParameterError(
-                    f"Cannot save a model to {str(target)!r}: it exists and is not a folder."
-                )
-            replace_directory(temporary, target)
-        finally:
-            shutil.rmtree(temporary, ignore_errors=True)
-        return target
+        check_bool(force, "force", "TransferClassifier.save")
+        rule = WriteRule(kind=MODEL_FOLDER, protected=self._protected(), force=force)
+        return write_folder(path, self._write, rule)
+
+    def _protected(self) -> list[Protected]:
+        """What a save must never replace: the training data, the backbone it reads."""
+        folders: set[Path] = set()
+        split = self.__dict__.get("split_")
+        if split is not None:
+            folders.update(part.root for part in split._parts().values() if part.root is not None)
+            folders.update(p.parent for part in split._parts().values() for p in part.paths)
+        for paths, _ in self.__dict__.get("_files", {}).values():
+            folders.update(Path(p).parent for p in paths)
+        protected = [Protected(path=f, what="the training data", inside=True) for f in folders]
+        backbone = self.__dict__.get("backbone_")
+        if backbone is not None:
+            protected.append(Protected(path=backbone.path, what="the model's backbone"))
+        return protected
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickles an unfitted classifier as its parameters, a fitted one as its saved folder.
+
+        A fitted classifier holds TensorFlow objects that do not pickle; it is
+        pickled as the tar of what :meth:`save` writes (a few MB plus the
+        backbone), and unpickles through :meth:`load` (from a copy unpacked
+        once into the cache), so ``pickle`` and ``joblib`` work as
+        scikit-learn users expect, with everything ``load`` checks.
+        """
+        if not hasattr(self, "trainer_"):
+            return dict(self.__dict__)
+        with tempfile.TemporaryDirectory(prefix="hubtransfer-pickle-") as scratch:
+            folder = self.save(Path(scratch) / "model")
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w") as tar:
+                for file in sorted(folder.rglob("*")):
+                    tar.add(file, arcname=file.relative_to(folder).as_posix(), recursive=False)
+        return {_PICKLED: buffer.getvalue()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        archive = state.get(_PICKLED)
+        if archive is None:
+            self.__dict__.update(state)
+            return
+        self.__dict__.update(TransferClassifier.load(_unpickled_folder(archive)).__dict__)
 
     def _write(self, folder: Path) -> None:
         shutil.copytree(self.backbone_.path, folder / _BACKBONE_DIR)
@@ -1110,12 +1251,16 @@ class TransferClassifier:
             params["augmentation"] = dataclasses.asdict(params["augmentation"])
         if isinstance(params["class_weight"], Mapping):
             params["class_weight"] = {str(k): float(v) for k, v in params["class_weight"].items()}
+        if self.split_ is not None:
+            # Inside the folder, so the split and the model it trained are one atomic write.
+            self.split_.save(folder / _SPLIT)
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         metadata = {
             "format": MODEL_FORMAT,
             "format_version": MODEL_FORMAT_VERSION,
             "hubtransfer_version": __version__,
             "classes": [str(c) for c in self.classes_],
+            "integer_classes": self.__dict__.get("_label_values") is not None,
             "label_map": self.label_map_.to_json(),
             "preprocessing": self.preprocessor_.contract.to_json(),
             "backbone": {
@@ -1176,9 +1321,9 @@ class TransferClassifier:
             precision_check_ = (
                 None if precision_check is None else PrecisionCheck.from_json(precision_check)
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ModelFormatError(
-                f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error!r}). "
+                f"The model folder {str(folder)!r} has an incomplete {_METADATA} ({error}). "
                 "Save the model again."
             ) from error
         backbone = Backbone(spec, path=folder / _BACKBONE_DIR)
@@ -1202,15 +1347,31 @@ class TransferClassifier:
             params["class_weight"] = {int(k): v for k, v in params["class_weight"].items()}
         params["backbone"] = spec if spec.name not in _registered_names() else spec.name
         model = cls(**params)
+        try:
+            model._validate()
+        except InvalidParameterError as error:
+            raise ModelFormatError(
+                f"The parameters in {str(folder / _METADATA)!r} are not valid: {error} "
+                "The folder was edited or damaged; save the model again."
+            ) from error
+        if int(head_info["feature_dim"]) != spec.output_dim:
+            raise ModelFormatError(
+                f"The head in {str(folder / _METADATA)!r} takes {head_info['feature_dim']} "
+                f"features, but the backbone gives {spec.output_dim}. The folder was edited "
+                "or damaged; save the model again."
+            )
         check_precision_parameter(model.precision, owner=_OWNER)
         # Trained on another machine, a model may ask for a precision this one cannot run:
         # it loads, and runs in float32 (with a warning).
         model.precision_ = resolve_precision(model.precision, owner=_OWNER, strict=False)
         model.precision_check_ = precision_check_
         trainer = model._head_trainer()
+        weights = read_head_weights(
+            folder / _HEAD_WEIGHTS,
+            feature_dim=int(head_info["feature_dim"]),
+            n_classes=len(classes),
+        )
         head = trainer.build_head(int(head_info["feature_dim"]), len(classes))
-        with np.load(folder / _HEAD_WEIGHTS, allow_pickle=False) as stored:
-            weights = [stored[name] for name in sorted(stored.files, key=lambda n: int(n[1:]))]
         try:
             head.set_weights(weights)
         except ValueError as error:
@@ -1226,10 +1387,20 @@ class TransferClassifier:
         model.preprocessor_ = Preprocessor.from_spec(spec, max_pixels=model.max_image_pixels)
         model._store = model._feature_store(backbone)
         model.trainer_ = trainer
-        model.classes_ = np.asarray(classes)
+        if metadata.get("integer_classes"):
+            try:
+                model._label_values = np.asarray([int(c) for c in classes], np.int64)
+            except ValueError as error:
+                raise ModelFormatError(
+                    f"The classes in {str(folder / _METADATA)!r} are marked as integers but "
+                    f"are not ({error}). Save the model again."
+                ) from error
+            model.classes_ = model._label_values
+        else:
+            model.classes_ = np.asarray(classes)
         model.label_map_ = label_map
         model.history_ = trainer.history_
-        model.split_ = None
+        model.split_ = _saved_split(folder)
         model.n_features_in_ = trainer.feature_dim_
         model.validation_report_ = None
         model.skipped_images_ = ()
@@ -1241,6 +1412,45 @@ class TransferClassifier:
         return model
 
 
+_fits_running: set[int] = set()
+_fits_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _fitting_alone(model: TransferClassifier) -> Iterator[None]:
+    """Refuses a second ``fit`` on the same object while one runs (it would mix their state)."""
+    key = id(model)
+    with _fits_guard:
+        if key in _fits_running:
+            raise ConcurrentFitError(
+                "fit() is already running on this TransferClassifier in another thread; two "
+                "fits would leave it with a mix of both. Fit a copy in each thread "
+                "(sklearn.base.clone(model), or TransferClassifier(**model.get_params()))."
+            )
+        _fits_running.add(key)
+    try:
+        yield
+    finally:
+        with _fits_guard:
+            _fits_running.discard(key)
+
+
+_PICKLED: Final = "hubtransfer_saved_model"
+
+
+def _unpickled_folder(archive: bytes) -> Path:
+    """A pickled model's folder, unpacked once into the cache (named by its content)."""
+    entry = cache_dir() / "unpickled" / hashlib.sha256(archive).hexdigest()[:32]
+
+    def unpack(folder: Path) -> None:
+        file = folder / ".pickled.tar"
+        file.write_bytes(archive)
+        extract_archive_safely(file, folder, handle=f"a pickled TransferClassifier ({entry.name})")
+        file.unlink()
+
+    return build_atomically(entry, unpack, is_complete=lambda p: (p / _METADATA).is_file())
+
+
 def _folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
     """Names, sizes and modification times of a folder's files: changes when it is rewritten."""
     entries = []
@@ -1250,6 +1460,19 @@ def _folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
             name = file.relative_to(folder).as_posix()
             entries.append((name, status.st_size, status.st_mtime_ns))
     return tuple(entries)
+
+
+def _saved_split(folder: Path) -> DataSplit | None:
+    """The split saved inside the model folder (absent in models saved before it was kept)."""
+    file = folder / _SPLIT
+    if not file.is_file():
+        return None
+    try:
+        return DataSplit.load(file, verify=False)
+    except DatasetError as error:
+        raise ModelFormatError(
+            f"The split manifest {str(file)!r} of the model cannot be read: {error}"
+        ) from error
 
 
 def _registered_names() -> set[str]:
@@ -1265,20 +1488,8 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
             f"No saved model folder at {str(folder)!r}. Pass the folder written by "
             "TransferClassifier.save() or `hubtransfer train --out`."
         )
-    try:
-        with open(file, encoding="utf8") as handle:
-            metadata = json.load(handle)
-    except FileNotFoundError:
-        raise ModelFormatError(
-            f"The folder {str(folder)!r} has no {_METADATA}, so it is not a hubtransfer model. "
-            "Pass the folder written by TransferClassifier.save()."
-        ) from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise ModelFormatError(
-            f"The file {str(file)!r} is not valid JSON ({error}); the model folder is damaged. "
-            "Save the model again."
-        ) from error
-    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+    metadata = read_description(file)
+    if metadata.get("format") != MODEL_FORMAT:
         raise ModelFormatError(
             f"The file {str(file)!r} is not a hubtransfer model description "
             f"(its 'format' is not {MODEL_FORMAT!r})."
@@ -1292,6 +1503,7 @@ def _read_metadata(folder: Path) -> dict[str, Any]:
             f"{metadata.get('hubtransfer_version', '?')}; this hubtransfer ({__version__}) reads "
             f"versions up to {MODEL_FORMAT_VERSION}. Upgrade hubtransfer to load it."
         )
+    validate_description(metadata, file, param_names=TransferClassifier._param_names())
     return metadata
 
 

@@ -203,7 +203,7 @@ def expand_image_arguments(arguments: Sequence[str], *, recursive: bool = False)
                 sorted(
                     p
                     for p in (path.rglob("*") if recursive else path.iterdir())
-                    if p.is_file()
+                    if not p.is_dir()
                     and not any(part.startswith(".") for part in p.relative_to(path).parts)
                     and p.suffix.lower() in IMAGE_EXTENSIONS
                 )

@@ -94,6 +94,17 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ._folders import MODEL_FOLDER, Protected, WriteRule, check_target
+
+    # Before training, not an hour into it.
+    data = ((args.data_dir, "the training data"), (args.evaluate, "the test data"))
+    protected = [Protected(path=Path(f), what=what, inside=True) for f, what in data if f]
+    rule = WriteRule(
+        kind=MODEL_FOLDER, protected=protected, force=args.force, force_hint="pass --force"
+    )
+    check_target(args.out, rule)
     from ._classifier import TransferClassifier
 
     if args.plot or args.curves:
@@ -123,9 +134,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         verbose=0 if args.quiet else 1,
     )
     model.fit(args.data_dir)
-    saved = model.save(args.out)
-    if model.split_ is not None:
-        model.split_.save(saved.parent / f"{saved.name}.split.json")
+    saved = model.save(args.out, force=args.force)
     report = model.validation_report_
     if report is not None:
         print("Validation report:")
@@ -377,7 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train a classifier on a folder with one sub-folder per class"
     )
     train.add_argument("data_dir", metavar="DATA_DIR", help="folder of class sub-folders")
-    train.add_argument("--out", required=True, metavar="MODEL_DIR", help="where to save the model")
+    train.add_argument(
+        "--out",
+        required=True,
+        metavar="MODEL_DIR",
+        help="where to save the model: a new or empty folder, or an earlier model to replace",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace MODEL_DIR even if it holds other files (never the data folders)",
+    )
     train.add_argument(
         "--backbone",
         default="efficientnet_lite0_embedded_fv",
@@ -642,6 +661,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hubtransfer: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            raise
+        # A read-only folder, a full disk, a missing permission: one line, not a traceback.
+        from ._cache import cache_dir
+        from ._files import describe_os_error
+
+        message = describe_os_error(error, cache=str(cache_dir()))
+        print(f"hubtransfer {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,6 +16,7 @@ import math
 import numbers
 import os
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,7 @@ from typing import Any, Final, Literal, TypeAlias, TypeGuard
 import numpy as np
 
 from ._exceptions import DatasetError, InvalidParameterError
+from ._files import max_file_bytes, sha256_regular
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -201,6 +203,12 @@ def _check_class_names(classes: Sequence[object], *, owner: str) -> None:
                 f"The 'classes' parameter of {owner} must hold non-empty strings. "
                 f"Got {name!r} instead."
             )
+        if any(unicodedata.category(character) == "Cc" for character in name):
+            raise DatasetError(
+                f"The class name {name!r} holds a control character (a newline, a tab...), "
+                "which would break every report that lists the classes. Rename the class "
+                "folder (or the label)."
+            )
     if len(set(classes)) != len(classes):
         repeated = sorted({str(c) for c in classes if classes.count(c) > 1})
         raise DatasetError(
@@ -357,8 +365,9 @@ def scan_image_folder(root: StrPath, *, classes: Sequence[str] | None = None) ->
         if unknown:
             raise DatasetError(
                 f"The data folder {str(root_path)!r} has sub-folders {unknown} that are not "
-                f"among the classes {list(wanted)}. Remove or rename them, or pass "
-                "classes= including them."
+                f"among the classes {list(wanted)} (a trained model knows only the classes it "
+                "was trained on). Remove or rename those sub-folders, or evaluate on a folder "
+                "that holds only these classes."
             )
         class_names = wanted
     paths: list[Path] = []
@@ -384,6 +393,34 @@ def scan_image_folder(root: StrPath, *, classes: Sequence[str] | None = None) ->
         root=root_path,
         skipped=tuple(skipped),
     )
+
+
+def linked_class_folders(collection: ImageCollection) -> list[tuple[str, str]]:
+    """Pairs of classes whose folders are one folder on disk, or one inside the other.
+
+    A class folder that is a symbolic link to another class (or to a folder
+    inside it) puts the same files under two labels: at most one is right,
+    and the copies straddle the train/validation split.
+
+    Returns:
+        ``(class, other class)`` pairs, empty for a collection without a root.
+    """
+    if collection.root is None:
+        return []
+    # Sorted by path parts, a folder comes right before everything inside it.
+    real = sorted(
+        (Path(os.path.realpath(collection.root / name)).parts, name)
+        for name in collection.classes
+        if (collection.root / name).is_dir()
+    )
+    pairs: list[tuple[str, str]] = []
+    outer: tuple[tuple[str, ...], str] | None = None
+    for parts, name in real:
+        if outer is not None and parts[: len(outer[0])] == outer[0]:
+            pairs.append((name, outer[1]))
+        else:
+            outer = (parts, name)
+    return pairs
 
 
 def from_paths(
@@ -786,12 +823,9 @@ class DataSplit:
 
 
 def _fingerprint(path: Path) -> tuple[int, str]:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as stream:
-            while chunk := stream.read(_HASH_CHUNK):
-                digest.update(chunk)
-        return path.stat().st_size, digest.hexdigest()
+        digest = sha256_regular(path, limit=max_file_bytes())
+        return path.stat().st_size, digest
     except OSError as error:
         raise DatasetError(
             f"Cannot read {str(path)!r} to fingerprint it: {error.strerror or error}. "

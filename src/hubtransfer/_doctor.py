@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import threading
-import uuid
 from collections.abc import Callable, Container, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -43,6 +41,8 @@ from typing import Any, Final, Literal, TypeAlias, TypeVar, get_args
 
 from ._data import DataSplit, ImageCollection, SkippedFile, scan_image_folder, stratified_split
 from ._exceptions import DatasetError, ImageDecodeError, InvalidParameterError
+from ._files import SpecialFileError, read_regular
+from ._folders import CLEAN_COPY, Protected, WriteRule, check_target, write_folder
 from ._lazy import tensorflow as tf
 from ._preprocessing import (
     _HEADER_BYTES,
@@ -622,11 +622,13 @@ def _examine(
         return _Examined(record, BadImage(path=path, kind=kind, reason=reason), None)
 
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except FileNotFoundError:
         return failed("missing", "does not exist (it was removed during the check?)")
     except IsADirectoryError:
         return failed("unreadable", "is a folder, not an image file")
+    except SpecialFileError as error:
+        return failed("unreadable", str(error.strerror))
     except OSError as error:
         return failed("unreadable", f"cannot be read ({error.strerror or error})")
     digest = hashlib.sha256(data).hexdigest()
@@ -1008,7 +1010,12 @@ def fix_into(
     workers = _workers_argument(workers, owner)
     report = source if isinstance(source, DatasetReport) else check_dataset(source)
     out = Path(out_dir)
-    _check_out_dir(out, report.root)
+    rule = WriteRule(
+        kind=CLEAN_COPY,
+        protected=[Protected(path=report.root, what="the data folder", inside=True)],
+        action="write the cleaned copy to",
+    )
+    check_target(out, rule)
     plans = _plan(report, drop_too_small=drop_too_small)
     if not any(plan.target for plan in plans):
         raise DatasetError(
@@ -1017,15 +1024,13 @@ def fix_into(
         )
     decoder = _Decoder(report.max_pixels)
     decoder.prepare()
-    staging = out.parent / f".{out.name}.{uuid.uuid4().hex}.tmp"
-    staging.mkdir(parents=True)
-    try:
-        _parallel_map(lambda plan: _carry_out(plan, staging, decoder, jpeg_quality), plans, workers)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    write_folder(
+        out,
+        lambda staging: _parallel_map(
+            lambda plan: _carry_out(plan, staging, decoder, jpeg_quality), plans, workers
+        ),
+        rule,
+    )
     return FixResult(
         source=report.root,
         out_dir=out,
@@ -1290,20 +1295,6 @@ class _Plan:
     target: Path | None = None  # relative to the output folder
 
 
-def _check_out_dir(out: Path, root: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InvalidParameterError(
-            f"The output folder {str(out)!r} exists and is not an empty folder. fix_into "
-            "writes a new folder and never overwrites; pass a new path."
-        )
-    resolved, source = out.resolve(), root.resolve()
-    if resolved == source or source in resolved.parents:
-        raise InvalidParameterError(
-            f"The output folder {str(out)!r} lies inside the data folder {str(root)!r}; it "
-            "would be read as a class folder. Pass a folder outside it."
-        )
-
-
 def _conversions(record: ImageRecord) -> list[str]:
     """What must change for training and other tools to read the file alike."""
     changes: list[str] = []
@@ -1387,7 +1378,7 @@ def _carry_out(plan: _Plan, out: Path, decoder: _Decoder, jpeg_quality: int) -> 
         return
     record = plan.record
     try:
-        data = record.path.read_bytes()
+        data = read_regular(record.path)
     except OSError as error:
         raise DatasetError(
             f"Cannot read {str(record.path)!r} ({error.strerror or error}); it changed since "

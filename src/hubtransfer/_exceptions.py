@@ -20,6 +20,7 @@ naturally catch::
     ├── DatasetError (ValueError)
     ├── ModelFormatError (ValueError)
     ├── NotFittedError (ValueError, AttributeError)
+    ├── ConcurrentFitError (RuntimeError)
     ├── ShardTimeoutError (TimeoutError)
     ├── TFLiteUnavailableError (RuntimeError)
     └── OpenVINOUnavailableError (RuntimeError)
@@ -33,6 +34,7 @@ from __future__ import annotations
 __all__ = [
     "BackbonePluginError",
     "BrokenCacheEntryError",
+    "ConcurrentFitError",
     "DatasetError",
     "DuplicateBackboneError",
     "EmbeddedBackboneError",
@@ -128,6 +130,10 @@ class ModelFormatError(HubTransferError, ValueError):
 
 class NotFittedError(HubTransferError, ValueError, AttributeError):
     """An estimator method that needs a fitted model was called before ``fit``."""
+
+
+class ConcurrentFitError(HubTransferError, RuntimeError):
+    """``fit`` was called on an estimator that another thread is fitting right now."""
 
 
 class ShardTimeoutError(HubTransferError, TimeoutError):

@@ -46,8 +46,6 @@ import importlib
 import json
 import math
 import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -56,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._cache import file_sha256, replace_directory
+from ._cache import file_sha256
 from ._data import IMAGE_EXTENSIONS
 from ._exceptions import (
     DatasetError,
@@ -65,6 +63,7 @@ from ._exceptions import (
     InvalidParameterError,
     NotFittedError,
 )
+from ._folders import EXPORT_FOLDER, Protected, WriteRule, check_target, write_folder
 from ._handles import redact_url
 from ._preprocessing import Preprocessor
 from ._spec import PreprocessingContract
@@ -170,25 +169,21 @@ def _temperature(model: TransferClassifier, calibrated: bool) -> float | None:
     return None if temperature == 1.0 else temperature
 
 
-def _target(path: str | os.PathLike[str]) -> Path:
+def _target(path: str | os.PathLike[str], model: TransferClassifier) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidParameterError(
             f"The 'path' parameter of export_model must be a folder path. Got {path!r} instead."
         )
-    target = Path(path)
-    if target.exists() or target.is_symlink():
-        if not target.is_dir():
-            raise InvalidParameterError(
-                f"Cannot export to {str(target)!r}: it exists and is not a folder. Choose "
-                "another path."
-            )
-        if any(target.iterdir()) and not (target / EXPORT_METADATA).is_file():
-            raise InvalidParameterError(
-                f"Cannot export to {str(target)!r}: the folder is not empty and holds no "
-                f"{EXPORT_METADATA}, so it is not an earlier export that may be replaced. "
-                "Choose a new folder, or empty this one."
-            )
-    return target
+    check_target(path, _rule(model))
+    return Path(path)
+
+
+def _rule(model: TransferClassifier) -> WriteRule:
+    backbone = model.__dict__.get("backbone_")
+    protected = []
+    if backbone is not None:
+        protected.append(Protected(path=backbone.path, what="the model's backbone", inside=True))
+    return WriteRule(kind=EXPORT_FOLDER, protected=protected, action="export to")
 
 
 # --- The model to export ----------------------------------------------------------------------
@@ -553,7 +548,7 @@ def export_model(
             "fit(...) or TransferClassifier.load(path) first."
         )
     temperature = _temperature(model, calibrated)
-    target = _target(path)
+    target = _target(path, model)
     classes = _check_classes(model.classes_.tolist())
     backbone = model.backbone_
     contract = backbone.spec.preprocessing
@@ -563,10 +558,8 @@ def export_model(
         else None
     )
     head = temperature_scaled_head(model.trainer_.head_, temperature)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
-    temporary.mkdir()
-    try:
+
+    def write(temporary: Path) -> None:
         description = _write_model(
             temporary,
             chosen_format,
@@ -605,9 +598,8 @@ def export_model(
             json.dump(metadata, handle, indent=2, sort_keys=True)
             handle.flush()
             os.fsync(handle.fileno())
-        replace_directory(temporary, target)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
+
+    write_folder(target, write, _rule(model))
     return target
 
 

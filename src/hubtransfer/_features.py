@@ -11,6 +11,15 @@ The store is a folder of shards, each written to a temporary folder and
 renamed into place: a crash mid-extraction loses at most the shard in
 flight, and completed shards are never recomputed.
 
+A cache is verified before it is trusted: each shard carries the SHA-256 of
+its two arrays (``checksums.json``), checked when the shard is first read in
+a process (and again whenever its files change). A shard whose bytes changed
+on disk is reported, removed and its images are extracted again: it is
+never served. A shard written before shards carried checksums is still
+read, checked for what can be checked without them (its shape, its type,
+finite values); one that fails is removed and recomputed. A shard of another
+feature width (another spec of the same weights) is left alone.
+
 Extraction runs on the fastest exact runtime (:mod:`hubtransfer._runtime`):
 TensorFlow Lite with XNNPACK when the backbone converts and its features
 match TensorFlow's, else TensorFlow. The store's key does *not* include the
@@ -27,6 +36,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -44,7 +54,9 @@ import numpy.typing as npt
 from ._cache import UnchangedFileMemo, cache_dir, file_sha256
 from ._doctor import bad_images_error, find_bad_images
 from ._exceptions import InvalidParameterError
+from ._files import is_write_fault, max_file_bytes, open_regular, read_npy_header, read_regular
 from ._runtime import RUNTIME_CHOICES, FeatureRuntime, RuntimeChoice, select_runtime
+from ._seams import pause_point
 from ._spec import PreprocessingContract
 
 if TYPE_CHECKING:
@@ -67,8 +79,14 @@ whatever its size. Smaller jobs use TensorFlow until a model is converted.
 
 
 def file_digest(path: str | os.PathLike[str]) -> str:
-    """Returns the SHA-256 of a file's bytes, as hex."""
-    return file_sha256(path)
+    """Returns the SHA-256 of an image file's bytes, as hex.
+
+    Raises:
+        OSError: If the file cannot be read, is not a regular file (a FIFO, a
+            device), or is over the file-size limit
+            (:func:`hubtransfer._files.max_file_bytes`).
+    """
+    return file_sha256(path, limit=max_file_bytes())
 
 
 _digests: Final[UnchangedFileMemo[str]] = UnchangedFileMemo()
@@ -99,7 +117,9 @@ class FeatureStore:
         array([[1., 2.]], dtype=float32)
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, feature_dim: int) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, feature_dim: int, verify: bool = True
+    ) -> None:
         if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
             raise InvalidParameterError(
                 "The 'feature_dim' parameter of FeatureStore must be a positive int. "
@@ -107,8 +127,14 @@ class FeatureStore:
             )
         self.directory: Final = Path(directory)
         self.feature_dim: Final = feature_dim
+        self.verify: Final = verify
         self._index: dict[str, tuple[Path, int]] = {}
         self._seen_shards: set[str] = set()
+        # Features files checked against their checksum, by (path, inode, size, mtime).
+        self._verified: set[tuple[Any, ...]] = set()
+        # Features the store could not write (read-only or full cache): kept for this process.
+        self._in_memory: dict[str, npt.NDArray[np.float32]] = {}
+        self._write_fault: str | None = None
 
     @classmethod
     def for_backbone(
@@ -117,6 +143,7 @@ class FeatureStore:
         contract: PreprocessingContract,
         *,
         root: str | os.PathLike[str] | None = None,
+        verify: bool = True,
     ) -> FeatureStore:
         """The store for one backbone's weights and one preprocessing contract.
 
@@ -124,6 +151,8 @@ class FeatureStore:
             backbone: The loaded backbone (its content hash is part of the key).
             contract: How images are preprocessed (part of the key).
             root: Parent folder of stores; default ``cache_dir() / "features"``.
+            verify: Check each shard's checksums before its features are used
+                (the default; ``False`` only to measure what checking costs).
         """
         key = json.dumps(
             {
@@ -135,7 +164,7 @@ class FeatureStore:
         )
         name = hashlib.sha256(key.encode("utf8")).hexdigest()[:32]
         base = Path(root) if root is not None else cache_dir() / "features"
-        return cls(base / name, feature_dim=backbone.output_dim)
+        return cls(base / name, feature_dim=backbone.output_dim, verify=verify)
 
     def _refresh(self) -> None:
         if not self.directory.is_dir():
@@ -144,40 +173,123 @@ class FeatureStore:
             if shard.name in self._seen_shards:
                 continue
             try:
-                digests = np.load(shard / "digests.npy", allow_pickle=False)
-                features = np.load(shard / "features.npy", mmap_mode="r", allow_pickle=False)
-                if features.shape != (len(digests), self.feature_dim):
-                    raise ValueError(f"features shaped {features.shape}, {len(digests)} digests")
-            except (OSError, ValueError, EOFError) as error:
+                sums = _read_checksums(shard)
+                data = read_regular(shard / _DIGESTS, limit=_MAX_DIGEST_BYTES)
+                digests = np.load(io.BytesIO(data), allow_pickle=False)
+                if digests.ndim != 1 or digests.dtype.kind != "U":
+                    raise ValueError(f"{_DIGESTS} holds {digests.shape} {digests.dtype}")
+                if sums is None:
+                    # Written before shards carried checksums: its width is in its header.
+                    rows, width = _npy_shape(shard / _FEATURES)
+                    if rows != len(digests):
+                        raise ValueError(f"{_FEATURES} has {rows} rows for {len(digests)} digests")
+                else:
+                    width = sums["feature_dim"]
+                    if self.verify and hashlib.sha256(data).hexdigest() != sums["digests"]:
+                        raise ValueError(f"{_DIGESTS} does not match its checksum")
+                    if len(digests) != sums["rows"]:
+                        raise ValueError(
+                            f"{_DIGESTS} holds {len(digests)} rows, not {sums['rows']}"
+                        )
+            except (OSError, ValueError, EOFError, KeyError, TypeError) as error:
                 # numpy raises EOFError for an empty .npy file, ValueError for a short one.
-                warnings.warn(
-                    f"The feature-cache shard {str(shard)!r} is unreadable ({error}); "
-                    "it is removed and its images are extracted again.",
-                    stacklevel=3,
-                )
-                shutil.rmtree(shard, ignore_errors=True)
+                self._discard(shard, f"it cannot be read ({error})")
                 continue
             self._seen_shards.add(shard.name)
+            if width != self.feature_dim:
+                # Another spec of the same weights and contract: its shard, not ours to judge.
+                continue
             for row, digest in enumerate(digests.tolist()):
                 self._index[str(digest)] = (shard, row)
 
+    def _discard(self, shard: Path, why: str) -> None:
+        warnings.warn(
+            f"The feature-cache shard {str(shard)!r} is damaged: {why}. It is never used: it "
+            "is removed and its images are extracted again.",
+            stacklevel=4,
+        )
+        shutil.rmtree(shard, ignore_errors=True)
+        self._seen_shards.discard(shard.name)
+        for digest in [d for d, (where, _) in self._index.items() if where == shard]:
+            del self._index[digest]
+
+    def _identity(self, shard: Path) -> tuple[Any, ...]:
+        # Both arrays: digests rewritten after indexing would pair rows with other images.
+        identity: list[Any] = [str(shard)]
+        for name in (_FEATURES, _DIGESTS):
+            status = os.stat(shard / name)
+            identity += [status.st_ino, status.st_size, status.st_mtime_ns]
+        return tuple(identity)
+
+    def _read_verified(self, shard: Path) -> npt.NDArray[np.float32] | None:
+        """The shard's features, read and checked; None (and the shard removed) if they fail.
+
+        A shard with checksums must match them. One written before shards
+        carried checksums can only be checked for what it claims: its shape,
+        its type and finite values.
+        """
+        try:
+            sums = _read_checksums(shard)
+            identity = self._identity(shard)
+            digests = read_regular(shard / _DIGESTS, limit=_MAX_DIGEST_BYTES)
+            rows = len(np.load(io.BytesIO(digests), allow_pickle=False))
+            if sums is not None and hashlib.sha256(digests).hexdigest() != sums["digests"]:
+                raise ValueError(f"{_DIGESTS} does not match its checksum")
+            expected = rows * self.feature_dim * 4
+            if identity[2] > expected + _NPY_HEADER_ROOM:
+                raise ValueError(f"{_FEATURES} is {identity[2]} bytes, more than its rows need")
+            data = read_regular(shard / _FEATURES, limit=expected + _NPY_HEADER_ROOM)
+            if sums is not None and hashlib.sha256(data).hexdigest() != sums["features"]:
+                raise ValueError(f"{_FEATURES} does not match its checksum")
+            features: npt.NDArray[np.float32] = np.load(io.BytesIO(data), allow_pickle=False)
+            if features.shape != (rows, self.feature_dim) or features.dtype != np.float32:
+                raise ValueError(f"{_FEATURES} holds {features.shape} {features.dtype}")
+            if sums is None and not np.isfinite(features).all():
+                raise ValueError(f"{_FEATURES} holds values that are not finite")
+        except (OSError, ValueError, EOFError, KeyError, TypeError) as error:
+            self._discard(shard, f"its features fail their check ({error})")
+            return None
+        self._verified.add(identity)
+        return features
+
+    def _verify_shards(self, shards: Iterable[Path]) -> None:
+        """Checks the features of shards not checked yet; removes the ones that fail."""
+        if not self.verify:
+            return
+        for shard in set(shards):
+            try:
+                known = self._identity(shard) in self._verified
+            except OSError:
+                known = False
+            if not known:
+                self._read_verified(shard)
+
     def __contains__(self, digest: object) -> bool:
         self._refresh()
-        return digest in self._index
+        return digest in self._index or digest in self._in_memory
 
     def __len__(self) -> int:
         self._refresh()
-        return len(self._index)
+        return len(self._index.keys() | self._in_memory.keys())
 
     def missing(self, digests: Sequence[str]) -> list[int]:
-        """Positions of the digests that have no stored features."""
+        """Positions of the digests without stored features (or whose shard failed its check)."""
         self._refresh()
-        return [i for i, digest in enumerate(digests) if digest not in self._index]
+        self._verify_shards(self._index[d][0] for d in digests if d in self._index)
+        return [
+            i
+            for i, digest in enumerate(digests)
+            if digest not in self._index and digest not in self._in_memory
+        ]
 
     def put(
         self, digests: Sequence[str], features: npt.ArrayLike, *, worker: int | None = None
     ) -> None:
         """Stores features for digests, as one new shard written atomically.
+
+        If the cache folder cannot be written (read-only, full, forbidden),
+        the features are kept in memory for this process instead, with one
+        warning naming the folder.
 
         Args:
             digests: File digests (see :func:`file_digest`).
@@ -194,6 +306,28 @@ class FeatureStore:
             )
         if not len(digests):
             return
+        if self._write_fault is None:
+            try:
+                self._write_shard(digests, array, worker)
+                return
+            except OSError as error:
+                if not is_write_fault(error):
+                    raise
+                self._write_fault = f"{error.strerror or error}"
+                warnings.warn(
+                    f"The feature cache {str(self.directory)!r} cannot be written "
+                    f"({self._write_fault}: {error.filename!r}); features are kept in memory "
+                    "for this run only. Set HUBTRANSFER_CACHE_DIR to a writable folder with "
+                    "free space to keep them, or pass cache_features=False (--no-cache) to "
+                    "go without.",
+                    stacklevel=2,
+                )
+        for row, digest in enumerate(digests):
+            self._in_memory[digest] = array[row].copy()
+
+    def _write_shard(
+        self, digests: Sequence[str], array: npt.NDArray[np.float32], worker: int | None
+    ) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         writer = f"-w{worker}" if worker is not None else ""
         name = f"shard-{time.time_ns():020d}{writer}-{uuid.uuid4().hex[:8]}"
@@ -201,8 +335,19 @@ class FeatureStore:
         temporary.mkdir()
         try:
             # dtype=str sizes the strings to the longest key; a fixed width would cut longer ones.
-            np.save(temporary / "digests.npy", np.asarray(list(digests), dtype=str))
-            np.save(temporary / "features.npy", array)
+            digest_bytes = _npy_bytes(np.asarray(list(digests), dtype=str))
+            feature_bytes = _npy_bytes(array)
+            (temporary / _DIGESTS).write_bytes(digest_bytes)
+            (temporary / _FEATURES).write_bytes(feature_bytes)
+            checksums = {
+                "version": 1,
+                "rows": len(digests),
+                "feature_dim": self.feature_dim,
+                "digests": hashlib.sha256(digest_bytes).hexdigest(),
+                "features": hashlib.sha256(feature_bytes).hexdigest(),
+            }
+            (temporary / _CHECKSUMS).write_text(json.dumps(checksums), encoding="utf8")
+            pause_point("shard:written")
             os.replace(temporary, self.directory / name)
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
@@ -212,26 +357,88 @@ class FeatureStore:
     ) -> npt.NDArray[np.float32]:
         """Returns the stored features of ``digests``, in order.
 
+        Each shard's features are checked against its checksum the first
+        time this process reads it (and again if its file changed); a shard
+        that fails is removed and its digests raise ``KeyError``, as if they
+        had never been stored.
+
         Args:
             digests: Digests that are all in the store.
             out: Optional array (e.g. an ``np.memmap``) to fill instead of a
                 new in-memory one, for data sets larger than memory.
 
         Raises:
-            KeyError: If a digest is not stored.
+            KeyError: If a digest is not stored (or its shard failed its check).
         """
         self._refresh()
         result = out if out is not None else np.empty((len(digests), self.feature_dim), np.float32)
         by_shard: dict[Path, list[tuple[int, int]]] = {}
         for position, digest in enumerate(digests):
+            if digest in self._in_memory:
+                result[position] = self._in_memory[digest]
+                continue
             shard, row = self._index[digest]
             by_shard.setdefault(shard, []).append((position, row))
         for shard, pairs in by_shard.items():
-            stored = np.load(shard / "features.npy", mmap_mode="r", allow_pickle=False)
+            stored: npt.NDArray[np.float32] | None = None
+            if self.verify:
+                try:
+                    checked = self._identity(shard) in self._verified
+                except OSError:
+                    checked = False
+                if not checked:
+                    stored = self._read_verified(shard)
+                    if stored is None:
+                        raise KeyError(
+                            f"the features of {len(pairs)} image(s) were in the shard "
+                            f"{str(shard)!r}, which failed its check and was removed"
+                        )
+            if stored is None:
+                stored = np.load(shard / _FEATURES, mmap_mode="r", allow_pickle=False)
             positions = np.fromiter((p for p, _ in pairs), np.int64, len(pairs))
             rows = np.fromiter((r for _, r in pairs), np.int64, len(pairs))
             result[positions] = stored[rows]
         return result
+
+
+_DIGESTS: Final = "digests.npy"
+_FEATURES: Final = "features.npy"
+_CHECKSUMS: Final = "checksums.json"
+_NPY_HEADER_ROOM: Final = 4096
+_MAX_DIGEST_BYTES: Final = 1 << 30
+
+
+def _npy_bytes(array: npt.NDArray[Any]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npy_shape(file: Path) -> tuple[int, int]:
+    """The (rows, width) a ``.npy`` file's header declares (a 2-D float32 array), unread."""
+    with open_regular(file, limit=None) as stream:
+        shape, dtype = read_npy_header(stream)
+    if len(shape) != 2 or dtype != np.float32:
+        raise ValueError(f"{_FEATURES} holds {shape} {dtype}, not float32 rows")
+    return int(shape[0]), int(shape[1])
+
+
+def _read_checksums(shard: Path) -> dict[str, Any] | None:
+    """A shard's checksums, or None if it has none; raises ValueError if they are malformed."""
+    try:
+        text = read_regular(shard / _CHECKSUMS, limit=1 << 16)
+    except FileNotFoundError:
+        return None
+    sums = json.loads(text.decode("utf8"))
+    if not (
+        isinstance(sums, dict)
+        and isinstance(sums.get("rows"), int)
+        and isinstance(sums.get("feature_dim"), int)
+        and isinstance(sums.get("digests"), str)
+        and isinstance(sums.get("features"), str)
+    ):
+        raise ValueError(f"{_CHECKSUMS} is malformed")
+    return sums
 
 
 ProgressCallback = Callable[[int, int], None]
@@ -480,7 +687,15 @@ def extract_features(
         if report:
             report(len(files), len(files))
         return features
-    digests = [cached_digest(f) for f in files]
+    try:
+        digests = [cached_digest(f) for f in files]
+    except OSError:
+        # A file that cannot be hashed (missing, a FIFO, a device, over the size limit):
+        # the check names every such file at once.
+        bad = find_bad_images(files, max_pixels=preprocessor.max_pixels, known_good=store)
+        if not bad:
+            raise
+        raise bad_images_error(bad, len(files), training=False) from None
     todo = store.missing(digests)
     first_position = _first_of_each(digests, todo)
     unique_todo = list(first_position)

@@ -17,19 +17,23 @@ one in front of the built-ins.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import math
 import os
 import shutil
 import socket
 import tarfile
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from ._cache import build_atomically, check_savedmodel_dir, hub_cache_dir, is_savedmodel_dir
 from ._exceptions import (
@@ -39,15 +43,18 @@ from ._exceptions import (
     InvalidParameterError,
     UnsafeArchiveError,
 )
+from ._seams import pause_point
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "DownloadLimits",
     "EmbeddedResolver",
     "HandleResolver",
     "HttpArchiveResolver",
     "LocalPathResolver",
     "TFHubResolver",
     "cache_entry_for",
+    "download_limits",
     "redact_url",
     "register_resolver",
     "resolve_handle",
@@ -57,6 +64,87 @@ DEFAULT_TIMEOUT: Final = 30.0
 """Seconds a network connect or read may take before the load fails."""
 
 _TIMEOUT_ENV: Final = "HUBTRANSFER_DOWNLOAD_TIMEOUT"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadLimits:
+    """What one download of an archive handle may take, and what its archive may hold.
+
+    Each limit is read from its environment variable when a download starts
+    (see :func:`download_limits`); a download or unpack that passes one
+    stops with an error naming the limit and its variable, and leaves nothing
+    in the cache.
+
+    Attributes:
+        timeout: Seconds one connect or read may wait
+            (``HUBTRANSFER_DOWNLOAD_TIMEOUT``, 30).
+        deadline: Seconds the whole download may take
+            (``HUBTRANSFER_DOWNLOAD_DEADLINE``, 3600): a server that sends a
+            byte every few seconds never times out a single read.
+        max_download_bytes: Bytes the download may have
+            (``HUBTRANSFER_MAX_DOWNLOAD_BYTES``, 8 GiB).
+        max_unpacked_bytes: Bytes the archive may unpack to
+            (``HUBTRANSFER_MAX_UNPACKED_BYTES``, 16 GiB).
+        max_ratio: Unpacked bytes per downloaded byte
+            (``HUBTRANSFER_MAX_UNPACK_RATIO``, 100; SavedModel weights compress
+            to about 0.9 of their size, so only a decompression bomb gets near).
+        max_members: Files and folders in the archive
+            (``HUBTRANSFER_MAX_ARCHIVE_MEMBERS``, 10,000; a SavedModel has a
+            handful).
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float = 3600.0
+    max_download_bytes: int = 8 << 30
+    max_unpacked_bytes: int = 16 << 30
+    max_ratio: float = 100.0
+    max_members: int = 10_000
+
+
+_LIMIT_ENV: Final = {
+    "timeout": _TIMEOUT_ENV,
+    "deadline": "HUBTRANSFER_DOWNLOAD_DEADLINE",
+    "max_download_bytes": "HUBTRANSFER_MAX_DOWNLOAD_BYTES",
+    "max_unpacked_bytes": "HUBTRANSFER_MAX_UNPACKED_BYTES",
+    "max_ratio": "HUBTRANSFER_MAX_UNPACK_RATIO",
+    "max_members": "HUBTRANSFER_MAX_ARCHIVE_MEMBERS",
+}
+
+
+def download_limits() -> DownloadLimits:
+    """The limits in force: each environment variable of :class:`DownloadLimits`, else its default.
+
+    Raises:
+        InvalidParameterError: If a variable is not a positive number (an
+            integer for the byte and member counts).
+
+    Example:
+        >>> import hubtransfer
+        >>> hubtransfer.download_limits().max_members
+        10000
+    """
+    defaults = DownloadLimits()
+    values: dict[str, Any] = {}
+    for field, variable in _LIMIT_ENV.items():
+        default = getattr(defaults, field)
+        raw = os.environ.get(variable)
+        if not raw:
+            continue
+        integer = isinstance(default, int)
+        try:
+            value = int(raw) if integer else float(raw)
+        except ValueError:
+            value = -1
+        if not value > 0 or (not integer and not math.isfinite(value)):
+            kind = "integer" if integer else "number"
+            raise InvalidParameterError(
+                f"The environment variable {variable} must be a positive {kind}. "
+                f"Got {raw!r} instead."
+            )
+        values[field] = value
+    return DownloadLimits(**values)
+
+
 _ARCHIVE_SUFFIXES: Final = (".tar.gz", ".tgz", ".tar")
 _HUB_HOSTS: Final = ("tfhub.dev", "www.kaggle.com", "kaggle.com", "hub.tensorflow.google.cn")
 _CHUNK: Final = 1 << 20
@@ -94,19 +182,7 @@ def redact_url(handle: str) -> str:
 
 
 def _timeout() -> float:
-    raw = os.environ.get(_TIMEOUT_ENV)
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise InvalidParameterError(
-            f"The environment variable {_TIMEOUT_ENV} must be a positive number of seconds. "
-            f"Got {raw!r} instead."
-        )
-    return value
+    return download_limits().timeout
 
 
 def cache_entry_for(handle: str) -> Path:
@@ -219,29 +295,73 @@ def _member_problem(member: tarfile.TarInfo) -> str | None:
     return None
 
 
-def extract_archive_safely(archive: Path, destination: Path, *, handle: str) -> None:
-    """Unpacks a tar archive, refusing anything that could escape ``destination``.
+def _archive_members(
+    tar: tarfile.TarFile, *, handle: str, compressed: int, limits: DownloadLimits
+) -> list[tarfile.TarInfo]:
+    """The archive's members, read one header at a time, stopping at the first limit passed."""
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    bound = min(limits.max_unpacked_bytes, int(limits.max_ratio * max(compressed, 1)))
+    for member in tar:
+        members.append(member)
+        if len(members) > limits.max_members:
+            raise UnsafeArchiveError(
+                f"The archive from {redact_url(handle)!r} holds more than "
+                f"{limits.max_members:,} members; refusing to unpack it (a SavedModel has a "
+                f"handful). Set {_LIMIT_ENV['max_members']} to raise the limit."
+            )
+        problem = _member_problem(member)
+        if problem is not None:
+            raise UnsafeArchiveError(
+                f"The archive from {redact_url(handle)!r} holds the member "
+                f"{member.name!r}, which is {problem}; refusing to unpack it. "
+                "Only regular files and folders with relative paths are accepted."
+            )
+        total += max(member.size, 0)
+        if total > bound:
+            raise UnsafeArchiveError(_too_big(handle, total, compressed, limits))
+    return members
+
+
+def _too_big(handle: str, total: int, compressed: int, limits: DownloadLimits) -> str:
+    if total > limits.max_unpacked_bytes:
+        limit = f"the {limits.max_unpacked_bytes:,}-byte limit ({_LIMIT_ENV['max_unpacked_bytes']})"
+    else:
+        limit = (
+            f"{limits.max_ratio:g} times its {compressed:,} downloaded bytes "
+            f"({_LIMIT_ENV['max_ratio']}; a decompression bomb?)"
+        )
+    return (
+        f"The archive from {redact_url(handle)!r} unpacks to more than {total:,} bytes, "
+        f"over {limit}; refusing to unpack it. Set the variable to raise the limit if the "
+        "model really is that large."
+    )
+
+
+def extract_archive_safely(
+    archive: Path, destination: Path, *, handle: str, limits: DownloadLimits | None = None
+) -> None:
+    """Unpacks a tar archive, refusing anything that could escape ``destination`` or flood it.
 
     Absolute paths, ``..`` components, symbolic and hard links, devices and
-    FIFOs are refused before anything is written. An archive whose files sit
-    under one top-level folder is flattened, so ``destination`` ends up
-    holding ``saved_model.pb`` directly.
+    FIFOs are refused before anything is written, and so is an archive over
+    the member-count, unpacked-size or unpacked-to-downloaded ratio limits
+    (:class:`DownloadLimits`; the sizes are counted again while unpacking).
+    An archive whose files sit under one top-level folder is flattened, so
+    ``destination`` ends up holding ``saved_model.pb`` directly.
 
     Raises:
-        UnsafeArchiveError: If a member is unsafe; nothing is extracted.
+        UnsafeArchiveError: If a member is unsafe or a limit is passed;
+            nothing is extracted.
         HandleError: If the file is not a readable tar archive.
     """
+    chosen = limits if limits is not None else download_limits()
+    compressed = archive.stat().st_size
+    bound = min(chosen.max_unpacked_bytes, int(chosen.max_ratio * max(compressed, 1)))
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                problem = _member_problem(member)
-                if problem is not None:
-                    raise UnsafeArchiveError(
-                        f"The archive from {redact_url(handle)!r} holds the member "
-                        f"{member.name!r}, which is {problem}; refusing to unpack it. "
-                        "Only regular files and folders with relative paths are accepted."
-                    )
+            members = _archive_members(tar, handle=handle, compressed=compressed, limits=chosen)
+            written = 0
             for member in members:
                 target = destination.joinpath(*PurePosixPath(member.name).parts)
                 if member.isdir():
@@ -251,7 +371,11 @@ def extract_archive_safely(archive: Path, destination: Path, *, handle: str) -> 
                 source = tar.extractfile(member)
                 assert source is not None  # a regular file, checked above
                 with source, open(target, "wb") as sink:
-                    shutil.copyfileobj(source, sink, _CHUNK)
+                    for chunk in iter(lambda: source.read(_CHUNK), b""):  # noqa: B023
+                        written += len(chunk)
+                        if written > bound:
+                            raise UnsafeArchiveError(_too_big(handle, written, compressed, chosen))
+                        sink.write(chunk)
     except (tarfile.TarError, EOFError, OSError) as error:
         if isinstance(error, HandleError):
             raise
@@ -294,12 +418,14 @@ class HttpArchiveResolver:
                 "saved_model.pb; it is replaced by a fresh download.",
                 stacklevel=3,
             )
-        timeout = self._timeout if self._timeout is not None else _timeout()
+        limits = download_limits()
+        if self._timeout is not None:
+            limits = dataclasses.replace(limits, timeout=self._timeout)
 
         def download(folder: Path) -> None:
             archive = folder / ".download.tar"
-            self._fetch(handle, archive, timeout=timeout)
-            extract_archive_safely(archive, folder, handle=handle)
+            self._fetch(handle, archive, limits=limits)
+            extract_archive_safely(archive, folder, handle=handle, limits=limits)
             archive.unlink()
             if not is_savedmodel_dir(folder):
                 raise HandleError(
@@ -312,20 +438,50 @@ class HttpArchiveResolver:
         return str(entry)
 
     @staticmethod
-    def _fetch(handle: str, target: Path, *, timeout: float) -> None:
+    def _fetch(handle: str, target: Path, *, limits: DownloadLimits) -> None:
         request = urllib.request.Request(handle, headers={"User-Agent": "hubtransfer"})
+        timeout = limits.timeout
+        deadline = time.monotonic() + limits.deadline
         try:
             with (
                 urllib.request.urlopen(request, timeout=timeout) as response,
                 open(target, "wb") as sink,
             ):
-                shutil.copyfileobj(response, sink, _CHUNK)
+                announced = response.headers.get("Content-Length")
+                if announced is not None and announced.isdigit():
+                    _check_download_size(handle, int(announced), limits)
+                received = 0
+                # read1 returns what one read of the socket gives, so a server that sends a
+                # byte at a time still meets the overall deadline between reads.
+                while chunk := response.read1(_CHUNK):
+                    received += len(chunk)
+                    _check_download_size(handle, received, limits)
+                    sink.write(chunk)
+                    if received == len(chunk):
+                        pause_point("download:started")
+                    if time.monotonic() > deadline:
+                        raise _unreachable(
+                            handle,
+                            f"the download took longer than {limits.deadline:g} s "
+                            f"({received:,} bytes received; set {_LIMIT_ENV['deadline']} to "
+                            "allow longer)",
+                        )
         except urllib.error.HTTPError as error:
             reason = f"the server answered HTTP {error.code} {error.reason}"
             raise _unreachable(handle, reason) from None
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
             cause: object = getattr(error, "reason", None) or error
             raise _unreachable(handle, f"{cause} (time-out {timeout:g} s)") from None
+
+
+def _check_download_size(handle: str, size: int, limits: DownloadLimits) -> None:
+    if size > limits.max_download_bytes:
+        raise UnsafeArchiveError(
+            f"The download from {redact_url(handle)!r} is larger than "
+            f"{limits.max_download_bytes:,} bytes; refusing it. Set "
+            f"{_LIMIT_ENV['max_download_bytes']} to raise the limit if the model really is "
+            "that large."
+        )
 
 
 _socket_timeout_lock = threading.Lock()

@@ -11,6 +11,7 @@ alone, and no global figure state is touched, so they are safe in threads.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import uuid
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 from ._evaluation import EvaluationReport
 from ._exceptions import HubTransferError, InvalidParameterError
+from ._files import read_regular
 
 __all__ = [
     "Normalize",
@@ -183,7 +185,7 @@ def load_images_for_display(paths: Sequence[str | os.PathLike[str]]) -> list[npt
 
     images = []
     for path in paths:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(read_regular(path))) as image:
             images.append(np.asarray(ImageOps.exif_transpose(image).convert("RGB")))
     return images
 

@@ -58,6 +58,13 @@ import numpy.typing as npt
 from ._cache import UnchangedFileMemo
 from ._data import IMAGE_EXTENSIONS
 from ._exceptions import ImageDecodeError, InvalidParameterError
+from ._files import (
+    SpecialFileError,
+    max_file_bytes,
+    open_regular,
+    read_regular,
+    read_regular_prefix,
+)
 from ._lazy import tensorflow as tf
 from ._spec import BackboneSpec, PreprocessingContract
 
@@ -665,12 +672,15 @@ def _describe_bytes(header: bytes) -> str:
 def _read(source: str, limit: int | None) -> tuple[bytes, None] | tuple[None, str]:
     """The file's bytes (the first ``limit`` of them), or the reason it cannot be read."""
     try:
-        with open(source, "rb") as stream:
-            return (stream.read() if limit is None else stream.read(limit)), None
+        if limit is None:
+            return read_regular(source), None
+        return read_regular_prefix(source, limit), None
     except FileNotFoundError:
         return None, "does not exist"
     except IsADirectoryError:
         return None, "is a folder, not an image file"
+    except SpecialFileError as error:
+        return None, str(error.strerror)
     except OSError as error:
         return None, f"cannot be read ({error.strerror or error})"
 
@@ -1286,7 +1296,9 @@ def _file_problem(source: str, max_pixels: int | None) -> tuple[str | None, int]
 
 def _read_file_problem(source: str, max_pixels: int | None) -> tuple[str | None, int]:
     try:
-        with open(source, "rb") as stream:
+        # A regular file within the size limit: a FIFO or a link to /dev/zero named x.png
+        # would otherwise block or flood the pipeline that reads it next.
+        with open_regular(source, limit=max_file_bytes()) as stream:
             problem = _header_problem(stream.read(_HEADER_BYTES))
             if problem is not None:
                 return problem, 1
@@ -1296,6 +1308,8 @@ def _read_file_problem(source: str, max_pixels: int | None) -> tuple[str | None,
         return "does not exist", 1
     except IsADirectoryError:
         return "is a folder, not an image file", 1
+    except SpecialFileError as error:
+        return str(error.strerror), 1
     except OSError as error:
         return f"cannot be read ({error.strerror or error})", 1
 

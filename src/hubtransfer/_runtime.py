@@ -50,6 +50,7 @@ import numpy.typing as npt
 
 from ._cache import _file_lock, cache_dir, file_sha256
 from ._exceptions import InvalidParameterError, OpenVINOUnavailableError, TFLiteUnavailableError
+from ._files import is_write_fault
 
 if TYPE_CHECKING:
     from ._backbone import Backbone
@@ -613,6 +614,22 @@ def tflite_model_for(backbone: Backbone, *, rebuild: bool = False) -> Path:
 
 def _ensure_tflite(backbone: Backbone, *, rebuild: bool) -> tuple[Path, bool]:
     """The model file, and whether this call converted it."""
+    try:
+        return _ensure_tflite_in_cache(backbone, rebuild=rebuild)
+    except OSError as error:
+        if not is_write_fault(error):
+            raise
+        # A read-only or full cache: the backbone runs on TensorFlow, as if it did not convert.
+        message = (
+            f"The TensorFlow Lite copy of {backbone.spec.name!r} cannot be written to the cache "
+            f"({error.strerror or error}: {error.filename!r}); it runs on TensorFlow instead. "
+            "Set HUBTRANSFER_CACHE_DIR to a writable folder to use it."
+        )
+        _failed_conversions[_tflite_path(backbone)] = message
+        raise TFLiteUnavailableError(message) from error
+
+
+def _ensure_tflite_in_cache(backbone: Backbone, *, rebuild: bool) -> tuple[Path, bool]:
     target = _tflite_path(backbone)
     if target in _failed_conversions:
         raise TFLiteUnavailableError(_failed_conversions[target])
